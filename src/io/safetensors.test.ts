@@ -70,7 +70,7 @@ function expectIo(fn: () => unknown, ...fragments: string[]): SaflError {
 
 const f32le = (...xs: number[]) => {
   const b = Buffer.alloc(xs.length * 4);
-  xs.forEach((x, i) => b.writeFloatLE(x, i * 4));
+  for (const [i, x] of xs.entries()) b.writeFloatLE(x, i * 4);
   return [...b];
 };
 

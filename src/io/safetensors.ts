@@ -437,7 +437,7 @@ function readNumbers<T extends Float32Array | Float64Array>(entry: TensorEntry, 
       break;
     case "F16": {
       const table = float16Table();
-      for (let i = 0; i < n; i++) out[i] = table[d[2 * i]! | (d[2 * i + 1]! << 8)]!;
+      for (let i = 0; i < n; i++) out[i] = table[d[2 * i] | (d[2 * i + 1] << 8)]!;
       break;
     }
     case "BF16": {

@@ -164,6 +164,22 @@ def make_params(cfg: dict, gen: torch.Generator, embed_scale: float) -> dict[str
         else:  # every other bias (including LayerNorm biases)
             t = randn(shape, 0.1)
         out[name] = t.contiguous()
+
+    # GELU sensitivity. Exact erf GELU and its tanh approximation differ by at most 4.7e-4, about 2e-4
+    # of a typical GELU output, so with plain random weights swapping them moves the logits by only
+    # 1-4x the TS tolerance. On the negative side, though, GELU(-2.7) = -0.0094 while the two forms
+    # still differ by 4.7e-4 (5%). So every even intermediate unit is biased into that region
+    # (bias -2.5 +- 0.3, input weights std 0.1) and its output-dense column is scaled up (std 1.6);
+    # the odd units keep the plain initialisation and exercise the near-linear positive side.
+    for i in range(cfg["num_hidden_layers"]):
+        pre = f"vit.encoder.layer.{i}."
+        w_in = out[pre + "intermediate.dense.weight"]
+        b_in = out[pre + "intermediate.dense.bias"]
+        w_out = out[pre + "output.dense.weight"]
+        n = (w_in.shape[0] + 1) // 2
+        w_in[0::2] = randn([n, w_in.shape[1]], 0.1)
+        b_in[0::2] = randn([n], 0.3, -2.5)
+        w_out[:, 0::2] = randn([w_out.shape[0], n], 1.6)
     return out
 
 
@@ -246,7 +262,13 @@ def ref_self_attention(x: torch.Tensor, P: dict, pre: str, H: int, mut: frozense
 def ref_layer(x: torch.Tensor, P: dict, i: int, cfg: dict, eps: float, mut: frozenset = frozenset()) -> torch.Tensor:
     pre = f"vit.encoder.layer.{i}."
     H = cfg["num_attention_heads"]
-    act = ref_gelu_tanh if "gelu_tanh" in mut else ref_gelu
+    act = ref_gelu
+    if "gelu_tanh" in mut:
+        act = ref_gelu_tanh
+    elif "quick_gelu" in mut:  # x * sigmoid(1.702 x), HF "quick_gelu"
+        act = lambda t: t * torch.sigmoid(1.702 * t)  # noqa: E731
+    elif "relu" in mut:
+        act = torch.relu
 
     def ln(t: torch.Tensor, n: str) -> torch.Tensor:
         return ref_layer_norm(t, P[pre + n + ".weight"], P[pre + n + ".bias"], eps)
@@ -411,6 +433,8 @@ def self_check(P: dict, px: torch.Tensor, cfg: dict, gen: torch.Generator) -> li
 
 MUTATIONS = [
     "gelu_tanh",
+    "quick_gelu",
+    "relu",
     "heads_split_transposed",
     "scale_by_hidden",
     "softmax_wrong_axis",

@@ -50,14 +50,23 @@ function reduceBackward(node: Node<Op.ReduceSum | Op.ReduceMean | Op.ReduceMax>,
   return keepdims ? ct : g.reshape(ct, kept);
 }
 
-function reducedCount(node: Node, axes: readonly number[]): number {
+/**
+ * 1 / (number of reduced elements). Static when the reduced dims are; a mean over the batch dimension
+ * (a loss averaged over the batch) counts its elements in the graph, so the same graph serves every
+ * batch size.
+ */
+function inverseCount(node: Node, axes: readonly number[]): Value | number {
+  const x = node.inputs[0]!;
   let n = 1;
+  let symbolic = false;
   for (const a of axes) {
-    const d = node.inputs[0]!.shape[a]!;
-    if (typeof d !== "number") throw new SaflError(ErrorCode.Unsupported, `${node.op}: cannot differentiate a mean over the batch dimension`);
-    n *= d;
+    const d = x.shape[a]!;
+    if (typeof d === "number") n *= d;
+    else symbolic = true;
   }
-  return n;
+  if (!symbolic) return 1 / n;
+  const ones = g.expand(g.scalar(1, x.dtype), axes.map((a) => x.shape[a]!));
+  return g.div(1, g.sum(ones));
 }
 
 /** Gemm with the given flags, as a helper for the four transpose cases. */
@@ -161,8 +170,7 @@ export const vjpRules: { [K in Op]: VjpRule<K> } = {
   },
   [Op.ReduceSum]: (node, [ct]) => [g.expand(reduceBackward(node, ct!), node.inputs[0]!.shape)],
   [Op.ReduceMean]: (node, [ct]) => {
-    const n = reducedCount(node, node.attrs.axes);
-    return [g.expand(g.mul(reduceBackward(node, ct!), 1 / n), node.inputs[0]!.shape)];
+    return [g.expand(g.mul(reduceBackward(node, ct!), inverseCount(node, node.attrs.axes)), node.inputs[0]!.shape)];
   },
   // Ties share the gradient evenly (as PyTorch's amax does).
   [Op.ReduceMax]: (node, [ct]) => {
