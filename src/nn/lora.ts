@@ -1,13 +1,12 @@
 /**
  * @module nn/lora
- * Plain LoRA (Hu et al., 2021) as a Linear adapter: ΔY = x·Aᵀ·(s·B)ᵀ with s = alpha/r, A [r, in]
+ * Plain LoRA (Hu et al., 2021) as a Linear adapter: ΔW = (s·B)·A, i.e. ΔY = x·Aᵀ·(s·B)ᵀ with s = alpha/r, A [r, in]
  * kaiming-uniform (as PEFT initializes it), B [out, r] zero, so a fresh adapter leaves the model
  * unchanged. The scale is folded into the small B factor rather than the [N, out] activation.
  * Parameter names follow PEFT without its `base_model.model.` prefix: `<module>.lora_A.weight`.
  */
 import * as g from "../graph/builder.js";
-import type { Value } from "../graph/node.js";
-import { type LinearAdapter, type ParamRegistry, matchesTarget } from "./module.js";
+import { type LinearAdapter, type LowRankFactors, type ParamRegistry, matchesTarget } from "./module.js";
 
 /** The default LoRA placement: attention input projections, attention output, both MLP layers. */
 export const DEFAULT_LORA_TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"] as const;
@@ -23,12 +22,11 @@ export function loraAdapter(opts: LoraOptions): LinearAdapter {
   const scale = opts.alpha / opts.rank;
   return {
     kind: "lora",
-    delta(reg: ParamRegistry, name: string, x: Value, inF: number, outF: number): Value | undefined {
+    factors(reg: ParamRegistry, name: string, inF: number, outF: number): LowRankFactors | undefined {
       if (!matchesTarget(name, targets)) return undefined;
       const a = reg.param(`${name}.lora_A.weight`, [opts.rank, inF], { kind: "kaimingUniform", fanIn: inF });
       const b = reg.param(`${name}.lora_B.weight`, [outF, opts.rank], { kind: "zeros" });
-      const xa = g.gemm(x, a, undefined, { transB: true });
-      return g.gemm(xa, g.mul(b, scale), undefined, { transB: true });
+      return { down: a, up: g.mul(b, scale) };
     },
   };
 }

@@ -14,9 +14,12 @@ export class ParamRegistry {
   readonly specs = new Map<string, ParamSpec>();
   readonly values = new Map<string, Value>();
 
+  /** `dtype` float64 builds the same model in double precision (for gradient checks). */
+  constructor(readonly dtype: "float32" | "float64" = "float32") {}
+
   param(name: string, shape: readonly number[], init: Init): Value {
     if (this.values.has(name)) throw new SaflError(ErrorCode.InvalidArgument, `parameter "${name}" is declared twice`);
-    const v = g.input(name, "float32", shape);
+    const v = g.input(name, this.dtype, shape);
     this.specs.set(name, { name, shape: [...shape], init });
     this.values.set(name, v);
     return v;
@@ -29,20 +32,26 @@ export class ParamRegistry {
   }
 }
 
+/** ΔW = up · down, a low-rank weight update: down [r, in], up [out, r] (any scale folded in). */
+export interface LowRankFactors {
+  readonly down: Value;
+  readonly up: Value;
+}
+
 /**
- * An adapter contributes an additive term to chosen Linear layers: for module `name` with input x
- * [N, in], it returns ΔY [N, out] (or undefined to leave the layer alone), declaring its own
- * parameters in the registry.
+ * An adapter attaches to chosen Linear layers as low-rank factors of a weight update (LoRA, FFA-LoRA
+ * and the SVD form P·diag(λ)·Q all have this form), declaring its own parameters in the registry.
+ * The Linear layer, not the adapter, decides how to compute x·downᵀ·upᵀ efficiently.
  */
 export interface LinearAdapter {
   readonly kind: string;
-  delta(reg: ParamRegistry, name: string, x: Value, inFeatures: number, outFeatures: number): Value | undefined;
+  factors(reg: ParamRegistry, name: string, inFeatures: number, outFeatures: number): LowRankFactors | undefined;
 }
 
-/** Adapter hooks applied in order; their deltas add up. */
+/** Adapter hooks applied in order; their updates add up. */
 export type Adapters = readonly LinearAdapter[];
 
-/** HF Linear (weight [out, in], bias [out]) on a 2-D activation, plus any adapter deltas. */
+/** HF Linear (weight [out, in], bias [out]) on a 2-D activation, plus any adapter updates. */
 export function linearLayer(
   reg: ParamRegistry,
   adapters: Adapters,
@@ -52,14 +61,47 @@ export function linearLayer(
   outFeatures: number,
   opts: { bias?: boolean; std?: number } = {},
 ): Value {
-  const w = reg.param(`${name}.weight`, [outFeatures, inFeatures], { kind: "normal", std: opts.std ?? 0.02 });
-  const b = opts.bias === false ? undefined : reg.param(`${name}.bias`, [outFeatures], { kind: "zeros" });
-  let y = g.linear(x, w, b);
-  for (const a of adapters) {
-    const d = a.delta(reg, name, x, inFeatures, outFeatures);
-    if (d) y = g.add(y, d);
-  }
-  return y;
+  return linearGroup(reg, adapters, [name], x, inFeatures, [outFeatures], opts);
+}
+
+/**
+ * Several HF Linear layers reading the same input (e.g. query, key and value), computed as one
+ * product: y = x·[W₁; W₂; …]ᵀ + [b₁; b₂; …], returned as one [N, Σout] tensor. Each layer keeps its
+ * own parameters and adapters. Adapter updates are batched the same way: one product with all `down`
+ * factors stacked, then one with the block-diagonal matrix of `up` factors, accumulated into y.
+ */
+export function linearGroup(
+  reg: ParamRegistry,
+  adapters: Adapters,
+  names: readonly string[],
+  x: Value,
+  inFeatures: number,
+  outFeatures: readonly number[],
+  opts: { bias?: boolean; std?: number } = {},
+): Value {
+  const ws = names.map((n, i) => reg.param(`${n}.weight`, [outFeatures[i]!, inFeatures], { kind: "normal", std: opts.std ?? 0.02 }));
+  const bs = opts.bias === false ? undefined : names.map((n, i) => reg.param(`${n}.bias`, [outFeatures[i]!], { kind: "zeros" }));
+  const stack = (vs: Value[]) => (vs.length === 1 ? vs[0]! : g.concat(vs, 0));
+  const y = g.gemm(x, stack(ws), bs ? stack(bs) : undefined, { transB: true });
+
+  const perModule = names.map((n, i) => adapters.map((a) => a.factors(reg, n, inFeatures, outFeatures[i]!)).filter((f) => f !== undefined));
+  const all = perModule.flat();
+  if (all.length === 0) return y;
+  const rankOf = (f: LowRankFactors) => f.down.shape[0] as number;
+  const totalRank = all.reduce((r, f) => r + rankOf(f), 0);
+  let offset = 0;
+  const rows = perModule.map((fs, i) => {
+    const out = outFeatures[i]!;
+    if (fs.length === 0) return g.constant(new Float64Array(out * totalRank), [out, totalRank], x.dtype);
+    const block = fs.length === 1 ? fs[0]!.up : g.concat(fs.map((f) => f.up), 1);
+    const width = block.shape[1] as number;
+    const padded = width === totalRank ? block : g.pad(block, [0, offset, 0, totalRank - offset - width]);
+    offset += width;
+    return padded;
+  });
+  const down = stack(all.map((f) => f.down));
+  const xa = g.gemm(x, down, undefined, { transB: true });
+  return g.gemm(xa, stack(rows), y, { transB: true });
 }
 
 /** HF LayerNorm (weight, bias) over the last axis. */

@@ -20,7 +20,7 @@ export interface TrainStepOptions {
   trainable: (name: string) => boolean;
   /** Batch size the step is compiled for. */
   batch: number;
-  /** Bake frozen parameters into the model as constants (default true). */
+  /** Bake frozen parameters into the model as constants (default false: measured slower, see docs/benchmarks.md). */
   bakeFrozen?: boolean;
   /** Extra scalar terms added to the loss (regularizers); may use any parameter value of the graph. */
   extraLoss?: (model: VitGraph) => Value | undefined;
@@ -55,7 +55,7 @@ export class TrainStep {
       outputs[`grad:${n}`] = grads[i]!;
     });
     const frozen = [...reg.specs.keys()].filter((n) => !opts.trainable(n));
-    const bake = opts.bakeFrozen ?? true;
+    const bake = opts.bakeFrozen ?? false;
     const initializers = new Map<string, HostTensor>();
     if (bake) for (const n of frozen) initializers.set(n, { dtype: "float32", shape: params.shape(n), data: params.get(n) });
     const exe = await runtime.compile(outputs, {

@@ -24,11 +24,11 @@ export interface VitGraph {
 }
 
 /** Builds the forward graph; parameters become graph inputs named by their HF state-dict keys. */
-export function buildVit(config: VitConfig, adapters: Adapters = []): VitGraph {
+export function buildVit(config: VitConfig, adapters: Adapters = [], opts: { dtype?: "float32" | "float64" } = {}): VitGraph {
   const d = vitDims(config);
-  const reg = new ParamRegistry();
+  const reg = new ParamRegistry(opts.dtype);
   const eps = config.layer_norm_eps;
-  const pixelValues = g.input("pixel_values", "float32", [BATCH, config.num_channels, config.image_size, config.image_size]);
+  const pixelValues = g.input("pixel_values", reg.dtype, [BATCH, config.num_channels, config.image_size, config.image_size]);
 
   // Patch embedding: conv weight [D, C, p, p] viewed as [D, C·p·p] against patches in (c, kh, kw) order.
   const p = config.patch_size;

@@ -9,7 +9,7 @@
 import { ErrorCode, SaflError, argError } from "../errors.js";
 import { type Node, type Value, topoSort } from "../graph/node.js";
 import { Op, type OpAttrs, type TensorData } from "../graph/ops.js";
-import { type DType, resolveShape } from "../graph/shape.js";
+import { type DType, type Shape, dimEq, resolveShape } from "../graph/shape.js";
 import type { HostTensor } from "../runtime/tensor.js";
 import {
   type AttributeProto,
@@ -94,6 +94,31 @@ export function lower(outputs: Readonly<Record<string, Value>>, opts: LowerOptio
   for (const n of order) for (const v of n.inputs) used.add(keyOf(v));
   for (const v of Object.values(outputs)) used.add(keyOf(v));
 
+  // Peephole: Add(Gemm(a, b), y) where the Gemm has no C, beta 1, no other consumer, and y already has
+  // the full [M, N] result shape becomes Gemm(a, b, C = y): the product accumulates into y instead of
+  // paying a separate pass over both tensors (frequent in backward graphs, where cotangents sum).
+  const consumers = new Map<string, number>();
+  for (const n of order) for (const v of n.inputs) consumers.set(keyOf(v), (consumers.get(keyOf(v)) ?? 0) + 1);
+  for (const v of Object.values(outputs)) consumers.set(keyOf(v), (consumers.get(keyOf(v)) ?? 0) + 1);
+  const foldableGemm = (v: Value): boolean =>
+    v.node.op === Op.Gemm && v.node.inputs.length === 2 && (v.node.attrs as OpAttrs[Op.Gemm]).beta === 1 && consumers.get(keyOf(v)) === 1;
+  const deferred = new Set<number>(); // Gemm nodes emitted later, at their Add
+  const addFold = new Map<number, { gemm: Node<Op.Gemm>; other: Value }>();
+  for (const n of order) {
+    if (n.op !== Op.Add) continue;
+    const [a, b] = n.inputs as [Value, Value];
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      if (foldableGemm(x) && !deferred.has(x.node.id) && x.dtype === y.dtype && y.shape.length === 2 && shapeEqDims(x.shape, y.shape) && shapeEqDims(n.outputs[0]!.shape, x.shape)) {
+        deferred.add(x.node.id);
+        addFold.set(n.id, { gemm: x.node as Node<Op.Gemm>, other: y });
+        break;
+      }
+    }
+  }
+
   const addInitializer = (dtype: DType, dims: number[], data: TensorData, hint: string): string => {
     const small = data.length <= 64;
     const cacheKey = small ? `${dtype}|${dims.join(",")}|${Array.from(data as ArrayLike<number | bigint>).join(",")}` : "";
@@ -119,6 +144,18 @@ export function lower(outputs: Readonly<Record<string, Value>>, opts: LowerOptio
   };
 
   for (const node of order) {
+    if (deferred.has(node.id)) continue;
+    const fold = addFold.get(node.id);
+    if (fold) {
+      const [ga, gb] = fold.gemm.inputs.map((v) => names.get(keyOf(v))!);
+      const { transA, transB, alpha } = fold.gemm.attrs;
+      const attrs: AttributeProto[] = [];
+      if (transA) attrs.push(attrInt("transA", 1));
+      if (transB) attrs.push(attrInt("transB", 1));
+      if (alpha !== 1) attrs.push(attrFloat("alpha", alpha));
+      emit(node, "Gemm", [ga!, gb!, names.get(keyOf(fold.other))!], attrs);
+      continue;
+    }
     const ins = node.inputs.map((v) => {
       const n = names.get(keyOf(v));
       if (n === undefined) throw new Error(`lower: input of ${node.op} was not lowered`);
@@ -174,6 +211,10 @@ export function lower(outputs: Readonly<Record<string, Value>>, opts: LowerOptio
     opsetImports: [{ domain: "", version: OPSET }],
   };
   return { model, inputs: inputSpecs, outputs: outputSpecs };
+}
+
+function shapeEqDims(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => dimEq(d, b[i]!));
 }
 
 interface LowerContext {
