@@ -63,6 +63,7 @@ const binary =
     arity(op, inputs, 2);
     const dt = sameDtype(op, inputs);
     if (floatOnly) requireFloat(op, inputs[0]!);
+    if (dt === "bool" && op !== Op.Equal) throw dtypeError(op, "bool operands are not supported (ONNX has no bool kernel)");
     const shape = broadcastShapes(op, inputs[0]!.shape, inputs[1]!.shape);
     return [{ dtype: out === "bool" ? "bool" : dt, shape }];
   };
@@ -91,8 +92,12 @@ function checkAxis(op: Op, axis: number, rank: number): void {
 }
 
 export const inferRules: { [K in Op]: InferRule<K> } = {
-  [Op.Input]: (inputs, { dtype, shape }) => {
+  [Op.Input]: (inputs, { name, dtype, shape }) => {
     arity(Op.Input, inputs, 0);
+    for (const d of shape) {
+      const n = typeof d === "number" ? d : d.batch;
+      if (!Number.isInteger(n) || n < (typeof d === "number" ? 0 : 1)) throw shapeError(`Input "${name}": invalid dimension ${dimStr(d)} in ${shapeStr(shape)}`);
+    }
     return [{ dtype, shape }];
   },
   [Op.Constant]: (inputs, { dtype, shape, data }) => {
