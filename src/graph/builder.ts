@@ -161,8 +161,20 @@ export function reshape(x: Value, shape: readonly Dim[]): Value {
   return apply(Op.Reshape, [x], { shape: resolved });
 }
 
+/**
+ * Permutes axes. A transpose of a transpose is composed into one, and one that cancels returns the
+ * original value, so rules that transpose twice (common in backward graphs) cost nothing.
+ */
 export function transpose(x: Value, perm: readonly number[]): Value {
-  return apply(Op.Transpose, [x], { perm: perm.map((p) => normAxis(p, x.rank, "Transpose")) });
+  let p = perm.map((a) => normAxis(a, x.rank, "Transpose"));
+  let src = x;
+  if (x.node.op === Op.Transpose && p.length === x.rank) {
+    const inner = (x.node.attrs as { perm: readonly number[] }).perm;
+    p = p.map((a) => inner[a]!);
+    src = x.node.inputs[0]!;
+  }
+  if (p.every((a, i) => a === i) && p.length === src.rank) return src;
+  return apply(Op.Transpose, [src], { perm: p });
 }
 
 /** Swaps the last two axes. */
@@ -176,6 +188,11 @@ export function mT(x: Value): Value {
 export function concat(xs: readonly Value[], axis: number): Value {
   if (xs.length === 0) throw argError("concat: needs at least one tensor");
   return apply(Op.Concat, xs, { axis: normAxis(axis, xs[0]!.rank, "Concat") });
+}
+
+/** Consecutive parts of x along `axis` with the given sizes (one pass, no per-part slicing). */
+export function split(x: Value, sizes: readonly number[], axis: number): Value[] {
+  return [...applyMulti(Op.Split, [x], { axis: normAxis(axis, x.rank, "Split"), sizes: [...sizes] })];
 }
 
 /** x[..., start:end:step, ...] along one axis (negative start/end count from the end). */

@@ -4,7 +4,7 @@
  * reverse-mode autodiff. Nothing here does I/O or knows about protobuf or onnxruntime.
  */
 export * from "./shape.js";
-export { Op, type OpAttrs, type TensorData, outputCount } from "./ops.js";
+export { Op, type OpAttrs, type TensorData } from "./ops.js";
 export { Node, Value, apply, applyMulti, topoSort } from "./node.js";
 export * from "./builder.js";
 export { grad, countOps } from "./autodiff/grad.js";

@@ -239,6 +239,17 @@ export const inferRules: { [K in Op]: InferRule<K> } = {
     }
     return [{ dtype: dt, shape: first.shape.map((d, i) => (i === axis ? total : d)) }];
   },
+  [Op.Split]: (inputs, { axis, sizes }) => {
+    arity(Op.Split, inputs, 1);
+    const x = inputs[0]!;
+    checkAxis(Op.Split, axis, x.rank);
+    const d = x.shape[axis]!;
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (typeof d !== "number" || total !== d || sizes.some((s) => !Number.isInteger(s) || s < 1)) {
+      throw shapeError(`Split: sizes [${sizes.join(",")}] do not partition axis ${axis} of ${shapeStr(x.shape)}`);
+    }
+    return sizes.map((s) => ({ dtype: x.dtype, shape: x.shape.map((e, i) => (i === axis ? s : e)) }));
+  },
   [Op.Slice]: (inputs, { axes, starts, ends, steps }) => {
     arity(Op.Slice, inputs, 1);
     const x = inputs[0]!;

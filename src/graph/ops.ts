@@ -47,6 +47,7 @@ export enum Op {
   Reshape = "Reshape",
   Transpose = "Transpose",
   Concat = "Concat",
+  Split = "Split",
   Slice = "Slice",
   Pad = "Pad",
   Gather = "Gather",
@@ -98,6 +99,8 @@ export interface OpAttrs {
   [Op.Reshape]: { shape: Shape };
   [Op.Transpose]: { perm: readonly number[] };
   [Op.Concat]: { axis: number };
+  /** Splits into consecutive parts of the given sizes along `axis` (one output per part). */
+  [Op.Split]: { axis: number; sizes: readonly number[] };
   /** One entry per sliced axis; ends are clamped, steps positive. */
   [Op.Slice]: { axes: readonly number[]; starts: readonly number[]; ends: readonly number[]; steps: readonly number[] };
   /** Constant-mode zero padding: `pads` = [begin_0..begin_{r-1}, end_0..end_{r-1}], non-negative. */
@@ -106,11 +109,6 @@ export interface OpAttrs {
   /** data, indices (same shape as updates), updates; reduction "add" accumulates duplicates. */
   [Op.ScatterElements]: { axis: number; reduction: "none" | "add" };
   [Op.Expand]: { shape: Shape };
-}
-
-/** Number of outputs each op produces (1 unless listed). */
-export function outputCount(op: Op): number {
-  return op === Op.LayerNormalization ? 3 : 1;
 }
 
 export const unaryOps = [Op.Identity, Op.Neg, Op.Abs, Op.Sign, Op.Exp, Op.Log, Op.Sqrt, Op.Tanh, Op.Erf, Op.Gelu] as const;

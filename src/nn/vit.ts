@@ -12,7 +12,7 @@ import * as g from "../graph/builder.js";
 import type { Value } from "../graph/node.js";
 import { BATCH } from "../graph/shape.js";
 import { type VitConfig, vitDims } from "./config.js";
-import { type Adapters, ParamRegistry, layerNormLayer, linearLayer } from "./module.js";
+import { type Adapters, ParamRegistry, layerNormLayer, linearGroup, linearLayer } from "./module.js";
 
 export interface VitGraph {
   readonly config: VitConfig;
@@ -64,15 +64,13 @@ export function buildVit(config: VitConfig, adapters: Adapters = [], opts: { dty
 /** Multi-head self-attention on [B·T, D] rows (HF ViTAttention: self-attention + output dense). */
 function selfAttention(reg: ParamRegistry, adapters: Adapters, name: string, h: Value, config: VitConfig): Value {
   const d = vitDims(config);
-  const bias = config.qkv_bias;
-  const q = linearLayer(reg, adapters, `${name}.attention.query`, h, d.hidden, d.hidden, { bias });
-  const k = linearLayer(reg, adapters, `${name}.attention.key`, h, d.hidden, d.hidden, { bias });
-  const v = linearLayer(reg, adapters, `${name}.attention.value`, h, d.hidden, d.hidden, { bias });
-  const heads = (t: Value, perm: number[]) => g.transpose(g.reshape(t, [BATCH, d.tokens, d.heads, d.headDim]), perm);
-  const qh = heads(q, [0, 2, 1, 3]); // [B, H, T, d]
-  const kt = heads(k, [0, 2, 3, 1]); // [B, H, d, T]
-  const vh = heads(v, [0, 2, 1, 3]); // [B, H, T, d]
-  const scores = g.mul(g.matmul(qh, kt), 1 / Math.sqrt(d.headDim));
+  // query, key and value read the same input: one product for all three (and their adapters), then
+  // one transpose to [3, B, H, T, d] and a split into the three head-major tensors.
+  const names = ["query", "key", "value"].map((m) => `${name}.attention.${m}`);
+  const qkv = linearGroup(reg, adapters, names, h, d.hidden, [d.hidden, d.hidden, d.hidden], { bias: config.qkv_bias });
+  const heads = g.transpose(g.reshape(qkv, [BATCH, d.tokens, 3, d.heads, d.headDim]), [2, 0, 3, 1, 4]);
+  const [qh, kh, vh] = g.split(heads, [1, 1, 1], 0).map((t) => g.reshape(t, [BATCH, d.heads, d.tokens, d.headDim])) as [Value, Value, Value];
+  const scores = g.mul(g.matmul(qh, g.mT(kh)), 1 / Math.sqrt(d.headDim));
   const ctx = g.matmul(g.softmax(scores, -1), vh); // [B, H, T, d]
   const merged = g.reshape(g.transpose(ctx, [0, 2, 1, 3]), [-1, d.hidden]);
   return linearLayer(reg, adapters, `${name}.output.dense`, merged, d.hidden, d.hidden);

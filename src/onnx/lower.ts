@@ -286,6 +286,7 @@ const loweringRules: { [K in Op]: LowerRule<K> } = {
   [Op.Reshape]: (node, ins, cx) => cx.emit("Reshape", [ins[0]!, cx.int64Const(cx.shapeOf(node.outputs[0]!))]),
   [Op.Transpose]: (node, ins, cx) => cx.emit("Transpose", ins, [attrInts("perm", [...node.attrs.perm])]),
   [Op.Concat]: (node, ins, cx) => cx.emit("Concat", ins, [attrInt("axis", node.attrs.axis)]),
+  [Op.Split]: (node, ins, cx) => cx.emit("Split", [ins[0]!, cx.int64Const(node.attrs.sizes)], [attrInt("axis", node.attrs.axis)]),
   [Op.Slice]: (node, ins, cx) => {
     const { starts, ends, axes, steps } = node.attrs;
     cx.emit("Slice", [ins[0]!, cx.int64Const(starts), cx.int64Const(ends), cx.int64Const(axes), cx.int64Const(steps)]);

@@ -77,6 +77,14 @@ const cases: Case[] = [
   { name: "Reshape", inputs: { a: [2, 6] }, build: ({ a }) => g.mul(g.reshape(a!, [3, -1]), g.constant([1, 2, 3, 4], [4], "float64")) },
   { name: "Transpose", inputs: { a: [2, 3, 4] }, build: ({ a }) => g.transpose(a!, [2, 0, 1]) },
   { name: "Concat", inputs: { a: [2, 3], b: [2, 1], c: [2, 2] }, build: ({ a, b, c }) => g.concat([a!, b!, c!], 1) },
+  {
+    name: "Split (one part unused)",
+    inputs: { a: [2, 7] },
+    build: ({ a }) => {
+      const [p, , r] = g.split(a!, [2, 1, 4], 1);
+      return g.concat([g.mul(p!, 3), r!], 1);
+    },
+  },
   { name: "Slice", inputs: { a: [4, 5] }, build: ({ a }) => g.slice(a!, 1, 1, 4) },
   { name: "Pad", inputs: { a: [2, 3] }, build: ({ a }) => g.pad(a!, [1, 0, 0, 2]) },
   {

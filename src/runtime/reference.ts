@@ -615,6 +615,22 @@ const kernels: { [K in Op]: Kernel<K> } = {
     }
     return [make(first.dtype, shape, out)];
   },
+  [Op.Split]: (node, [x]) => {
+    const { axis, sizes } = node.attrs;
+    const xs = elems(x!.data);
+    const inStrides = stridesOf(x!.shape);
+    let at = 0;
+    return sizes.map((size) => {
+      const shape = x!.shape.map((d, i) => (i === axis ? size : d));
+      const out = allocate(x!.dtype, sizeOf(shape));
+      const os = elems(out);
+      walk(shape, [inStrides], (o, [i]) => {
+        os[o] = xs[i]!;
+      }, [at * inStrides[axis]!]);
+      at += size;
+      return make(x!.dtype, shape, out);
+    });
+  },
   [Op.Slice]: (node, [x]) => {
     const { axes, starts, ends, steps } = node.attrs;
     const inStrides = stridesOf(x.shape);

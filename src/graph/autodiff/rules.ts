@@ -69,6 +69,14 @@ function inverseCount(node: Node, axes: readonly number[]): Value | number {
   return g.div(1, g.sum(ones));
 }
 
+/** Whether v is a Transpose that only swaps its last two axes. */
+function isLastAxesSwap(v: Value): boolean {
+  if (v.node.op !== Op.Transpose) return false;
+  const perm = (v.node.attrs as OpAttrs[Op.Transpose]).perm;
+  const r = perm.length;
+  return r >= 2 && perm[r - 1] === r - 2 && perm[r - 2] === r - 1 && perm.slice(0, r - 2).every((p, i) => p === i);
+}
+
 /** Gemm with the given flags, as a helper for the four transpose cases. */
 function gm(a: Value, b: Value, transA: boolean, transB: boolean, alpha: number): Value {
   return g.gemm(a, b, undefined, { transA, transB, alpha });
@@ -143,11 +151,16 @@ export const vjpRules: { [K in Op]: VjpRule<K> } = {
       da = a.rank > 2 && b.rank === 2 ? g.reshape(gm(g.reshape(ct!, [-1, ct!.shape[ct!.rank - 1]!]), b, false, true, 1), a.shape) : unbroadcast(g.matmul(ct!, g.mT(b)), a.shape);
     }
     if (need[1]) {
-      // A weight shared over a batch of rows: one 2-D product over all rows instead of a batched one.
-      db =
-        a.rank > 2 && b.rank === 2
-          ? gm(g.reshape(a, [-1, a.shape[a.rank - 1]!]), g.reshape(ct!, [-1, ct!.shape[ct!.rank - 1]!]), true, false, 1)
-          : unbroadcast(g.matmul(g.mT(a), ct!), b.shape);
+      if (a.rank > 2 && b.rank === 2) {
+        // A weight shared over a batch of rows: one 2-D product over all rows instead of a batched one.
+        db = gm(g.reshape(a, [-1, a.shape[a.rank - 1]!]), g.reshape(ct!, [-1, ct!.shape[ct!.rank - 1]!]), true, false, 1);
+      } else if (isLastAxesSwap(b) && a.rank === b.rank) {
+        // B = Kᵀ (attention scores): produce dB as (Gᵀ·A)ᵀ so the transpose rule's own transpose
+        // cancels against it and dK = Gᵀ·A is one product with no materialized transpose.
+        db = g.mT(unbroadcast(g.matmul(g.mT(ct!), a), b.node.inputs[0]!.shape));
+      } else {
+        db = unbroadcast(g.matmul(g.mT(a), ct!), b.shape);
+      }
     }
     return [da, db];
   },
@@ -230,6 +243,13 @@ export const vjpRules: { [K in Op]: VjpRule<K> } = {
       return out;
     });
   },
+  // The parts' cotangents concatenated back (a zero block for a part that received none).
+  [Op.Split]: (node, cts) => [
+    g.concat(
+      node.outputs.map((o, i) => cts[i] ?? g.expand(g.scalar(0, o.dtype), o.shape)),
+      node.attrs.axis,
+    ),
+  ],
   [Op.Slice]: (node, [ct]) => {
     const x = node.inputs[0]!;
     const { axes, starts, ends, steps } = node.attrs;
