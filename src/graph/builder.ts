@@ -12,7 +12,7 @@
  * const y = softmax(linear(x, w), -1);
  */
 import { argError, shapeError } from "../errors.js";
-import { Value, apply, applyMulti } from "./node.js";
+import { type Value, apply, applyMulti } from "./node.js";
 import { Op, type TensorData } from "./ops.js";
 import { type Dim, type DType, type Shape, isBatchDim, normAxis, numel, shapeStr } from "./shape.js";
 
@@ -22,7 +22,7 @@ export type ValueLike = Value | number;
 
 /** A named graph input (parameters are inputs too: they are fed on every run). */
 export function input(name: string, dtype: DType, shape: Shape): Value {
-  if (!/^[A-Za-z0-9_.:/\-]+$/.test(name)) throw argError(`input name "${name}" may only contain letters, digits and _ . : / -`);
+  if (!/^[A-Za-z0-9_.:/-]+$/.test(name)) throw argError(`input name "${name}" may only contain letters, digits and _ . : / -`);
   return apply(Op.Input, [], { name, dtype, shape: [...shape] });
 }
 

@@ -11,7 +11,7 @@ import { grad } from "../graph/autodiff/grad.js";
 import type { Value } from "../graph/node.js";
 import { BATCH } from "../graph/shape.js";
 import type { Executable, Runtime } from "../runtime/runtime.js";
-import type { HostTensor } from "../runtime/tensor.js";
+import type { HostTensor } from "../tensor.js";
 import type { ParamStore } from "./params.js";
 import type { VitGraph } from "./vit.js";
 
@@ -73,7 +73,7 @@ export class TrainStep {
     const out = await this.exe.run(feeds);
     const grads = new Map<string, Float32Array>();
     for (const n of this.trainable) grads.set(n, out[`grad:${n}`]!.data as Float32Array);
-    return { loss: (out["loss"]!.data as Float32Array)[0]!, grads };
+    return { loss: (out["loss"].data as Float32Array)[0]!, grads };
   }
 }
 

@@ -10,7 +10,7 @@ import { ErrorCode, SaflError, argError } from "../errors.js";
 import { type Node, type Value, topoSort } from "../graph/node.js";
 import { Op, type OpAttrs, type TensorData } from "../graph/ops.js";
 import { type DType, type Shape, dimEq, resolveShape } from "../graph/shape.js";
-import type { HostTensor } from "../runtime/tensor.js";
+import type { HostTensor } from "../tensor.js";
 import {
   type AttributeProto,
   AttributeType,

@@ -14,7 +14,7 @@ import { loraAdapter } from "../nn/lora.js";
 import { buildVit } from "../nn/vit.js";
 import { Rng } from "../util/rng.js";
 import { checkGrads } from "./gradcheck.js";
-import type { HostTensor } from "./tensor.js";
+import type { HostTensor } from "../tensor.js";
 
 interface Case {
   name: string;

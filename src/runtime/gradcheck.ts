@@ -11,7 +11,7 @@ import type { Value } from "../graph/node.js";
 import { Op } from "../graph/ops.js";
 import { Rng } from "../util/rng.js";
 import { evaluate } from "./reference.js";
-import type { HostTensor } from "./tensor.js";
+import type { HostTensor } from "../tensor.js";
 
 export interface GradCheckOptions {
   /** Finite-difference step (default 1e-6). */
@@ -50,7 +50,7 @@ export function checkGrads(loss: Value, wrt: readonly Value[], feeds: Record<str
   });
   const grads = grad(loss, wrt);
   const refOpts = opts.batch === undefined ? {} : { batch: opts.batch };
-  const evalAt = (f: Record<string, HostTensor>) => (evaluate([loss], f, refOpts)[0]!.data as Float64Array)[0]!;
+  const evalAt = (f: Record<string, HostTensor>) => (evaluate([loss], f, refOpts)[0].data as Float64Array)[0]!;
   const gvals = evaluate(grads, feeds, refOpts).map((t) => t.data as Float64Array);
 
   const analytic: number[] = [];
@@ -62,7 +62,7 @@ export function checkGrads(loss: Value, wrt: readonly Value[], feeds: Record<str
       const f = { ...feeds };
       names.forEach((n, i) => {
         const base = feeds[n]!;
-        const x = Float64Array.from(base.data as Float64Array, (v, k) => v + sign * eps * dirs[i]![k]!);
+        const x = Float64Array.from(base.data as Float64Array, (v, k) => v + sign * eps * dirs[i][k]!);
         f[n] = { dtype: "float64", shape: base.shape, data: x };
       });
       return f;
@@ -70,7 +70,7 @@ export function checkGrads(loss: Value, wrt: readonly Value[], feeds: Record<str
     const num = (evalAt(shifted(1)) - evalAt(shifted(-1))) / (2 * eps);
     let ana = 0;
     gvals.forEach((gv, i) => {
-      for (let k = 0; k < gv.length; k++) ana += gv[k]! * dirs[i]![k]!;
+      for (let k = 0; k < gv.length; k++) ana += gv[k]! * dirs[i][k]!;
     });
     analytic.push(ana);
     numeric.push(num);

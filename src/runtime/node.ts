@@ -11,7 +11,7 @@ import type { DType } from "../graph/shape.js";
 import { lower } from "../onnx/lower.js";
 import { encodeModel } from "../onnx/proto.js";
 import { type CompileOptions, type Executable, type Runtime, checkFeeds } from "./runtime.js";
-import type { HostData, HostTensor } from "./tensor.js";
+import type { HostData, HostTensor } from "../tensor.js";
 
 export interface NodeRuntimeOptions {
   /** Intra-op threads (default: 2, or the SAFL_THREADS environment variable). */

@@ -12,7 +12,7 @@ import { type Value, apply, applyMulti } from "../graph/node.js";
 import { Op } from "../graph/ops.js";
 import { BATCH } from "../graph/shape.js";
 import { erf, evaluate } from "./reference.js";
-import { type HostTensor, f32, f64, i64 } from "./tensor.js";
+import { type HostTensor, f32, f64, i64 } from "../tensor.js";
 
 const c64 = (data: readonly number[], shape: readonly number[]): Value => g.constant(data, shape, "float64");
 const cI = (data: readonly number[], shape: readonly number[]): Value => g.constant(data, shape, "int64");

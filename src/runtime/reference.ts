@@ -10,7 +10,7 @@ import { ErrorCode, SaflError, argError, shapeError } from "../errors.js";
 import { type Node, type Value, topoSort } from "../graph/node.js";
 import { Op } from "../graph/ops.js";
 import { type DType, isBatchDim, resolveShape, shapeStr } from "../graph/shape.js";
-import { type HostData, type HostTensor, allocate, sizeOf, tensor } from "./tensor.js";
+import { type HostData, type HostTensor, allocate, sizeOf, tensor } from "../tensor.js";
 
 export interface ReferenceOptions {
   /** Size of the symbolic batch dimension; inferred from the first fed input that has one when omitted. */

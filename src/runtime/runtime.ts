@@ -7,7 +7,7 @@
 import { ErrorCode, SaflError } from "../errors.js";
 import type { Value } from "../graph/node.js";
 import type { IoSpec } from "../onnx/lower.js";
-import { type HostData, type HostTensor, allocate } from "./tensor.js";
+import { type HostData, type HostTensor, allocate } from "../tensor.js";
 
 export interface CompileOptions {
   /** Concrete batch size for graphs with batch dimensions. */

@@ -8,7 +8,7 @@
 import { ErrorCode, SaflError, shapeError } from "../../errors.js";
 import * as g from "../builder.js";
 import { type Node, type Value, topoSort } from "../node.js";
-import { Op } from "../ops.js";
+import type { Op } from "../ops.js";
 import { isFloat, isStaticShape, shapeEq, shapeStr } from "../shape.js";
 import { type VjpRule, vjpRules } from "./rules.js";
 

@@ -1,11 +1,11 @@
 /**
- * @module runtime/tensor
+ * @module tensor
  * Host tensors: a dtype, a concrete shape and a typed array, as fed to and fetched from a runtime.
  * Platform-free, so the same type serves onnxruntime-node, onnxruntime-web and the reference
  * interpreter.
  */
-import { ErrorCode, SaflError } from "../errors.js";
-import type { DType } from "../graph/shape.js";
+import { ErrorCode, SaflError } from "./errors.js";
+import type { DType } from "./graph/shape.js";
 
 export type HostData = Float32Array | Float64Array | BigInt64Array | Uint8Array;
 
