@@ -148,12 +148,7 @@ export function lower(outputs: Readonly<Record<string, Value>>, opts: LowerOptio
     const fold = addFold.get(node.id);
     if (fold) {
       const [ga, gb] = fold.gemm.inputs.map((v) => names.get(keyOf(v))!);
-      const { transA, transB, alpha } = fold.gemm.attrs;
-      const attrs: AttributeProto[] = [];
-      if (transA) attrs.push(attrInt("transA", 1));
-      if (transB) attrs.push(attrInt("transB", 1));
-      if (alpha !== 1) attrs.push(attrFloat("alpha", alpha));
-      emit(node, "Gemm", [ga!, gb!, names.get(keyOf(fold.other))!], attrs);
+      emit(node, "Gemm", [ga!, gb!, names.get(keyOf(fold.other))!], gemmAttributes(fold.gemm.attrs));
       continue;
     }
     const ins = node.inputs.map((v) => {
@@ -213,6 +208,16 @@ export function lower(outputs: Readonly<Record<string, Value>>, opts: LowerOptio
   return { model, inputs: inputSpecs, outputs: outputSpecs };
 }
 
+/** Gemm's attributes, leaving out the ONNX defaults. */
+function gemmAttributes({ transA, transB, alpha, beta }: OpAttrs[Op.Gemm]): AttributeProto[] {
+  const attrs: AttributeProto[] = [];
+  if (transA) attrs.push(attrInt("transA", 1));
+  if (transB) attrs.push(attrInt("transB", 1));
+  if (alpha !== 1) attrs.push(attrFloat("alpha", alpha));
+  if (beta !== 1) attrs.push(attrFloat("beta", beta));
+  return attrs;
+}
+
 function shapeEqDims(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => dimEq(d, b[i]!));
 }
@@ -267,15 +272,7 @@ const loweringRules: { [K in Op]: LowerRule<K> } = {
   [Op.Greater]: same("Greater"),
   [Op.Where]: same("Where"),
   [Op.MatMul]: same("MatMul"),
-  [Op.Gemm]: (node, ins, cx) => {
-    const { transA, transB, alpha, beta } = node.attrs;
-    const attrs: AttributeProto[] = [];
-    if (transA) attrs.push(attrInt("transA", 1));
-    if (transB) attrs.push(attrInt("transB", 1));
-    if (alpha !== 1) attrs.push(attrFloat("alpha", alpha));
-    if (beta !== 1) attrs.push(attrFloat("beta", beta));
-    cx.emit("Gemm", ins, attrs);
-  },
+  [Op.Gemm]: (node, ins, cx) => cx.emit("Gemm", ins, gemmAttributes(node.attrs)),
   [Op.ReduceSum]: reduce("ReduceSum"),
   [Op.ReduceMean]: reduce("ReduceMean"),
   [Op.ReduceMax]: reduce("ReduceMax"),
