@@ -89,17 +89,15 @@ export function lower(outputs: Readonly<Record<string, Value>>, opts: LowerOptio
   const usedInputNames = new Set<string>();
   let counter = 0;
 
-  // Which outputs of multi-output nodes are consumed (unused optional outputs are left unnamed).
-  const used = new Set<string>();
-  for (const n of order) for (const v of n.inputs) used.add(keyOf(v));
-  for (const v of Object.values(outputs)) used.add(keyOf(v));
+  // Consumers per value: also tells which outputs of multi-output nodes are used (unused optional
+  // outputs are left unnamed).
+  const consumers = new Map<string, number>();
+  for (const n of order) for (const v of n.inputs) consumers.set(keyOf(v), (consumers.get(keyOf(v)) ?? 0) + 1);
+  for (const v of Object.values(outputs)) consumers.set(keyOf(v), (consumers.get(keyOf(v)) ?? 0) + 1);
 
   // Peephole: Add(Gemm(a, b), y) where the Gemm has no C, beta 1, no other consumer, and y already has
   // the full [M, N] result shape becomes Gemm(a, b, C = y): the product accumulates into y instead of
   // paying a separate pass over both tensors (frequent in backward graphs, where cotangents sum).
-  const consumers = new Map<string, number>();
-  for (const n of order) for (const v of n.inputs) consumers.set(keyOf(v), (consumers.get(keyOf(v)) ?? 0) + 1);
-  for (const v of Object.values(outputs)) consumers.set(keyOf(v), (consumers.get(keyOf(v)) ?? 0) + 1);
   const foldableGemm = (v: Value): boolean =>
     v.node.op === Op.Gemm && v.node.inputs.length === 2 && (v.node.attrs as OpAttrs[Op.Gemm]).beta === 1 && consumers.get(keyOf(v)) === 1;
   const deferred = new Set<number>(); // Gemm nodes emitted later, at their Add
@@ -133,7 +131,7 @@ export function lower(outputs: Readonly<Record<string, Value>>, opts: LowerOptio
 
   const emit = (node: Node, opType: string, ins: string[], attributes: AttributeProto[] = []): void => {
     const outs = node.outputs.map((v, i) => {
-      if (i > 0 && !used.has(keyOf(v))) return "";
+      if (i > 0 && !consumers.has(keyOf(v))) return "";
       const name = `t${counter++}`;
       names.set(keyOf(v), name);
       return name;
