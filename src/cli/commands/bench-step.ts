@@ -26,7 +26,9 @@ Usage: safl bench step [--preset tiny-mnist|small-cifar|vit-tiny-224] [--mode lo
   --batch    images per step (default: the preset's batch)
   --threads  onnxruntime intra-op threads (default 2)
   --steps    timed steps (default 20), after --warmup untimed steps (default 5)
-  --json     print one JSON object (imgPerSec, stepMsMedian, gflops, ...) instead of text`;
+  --json     print one JSON object (imgPerSec, stepMsMedian, gflops, ...) instead of text
+  --profile  write onnxruntime's per-node JSON trace with this file prefix (summarize it with
+             node dist/bench/profile-summary.js <trace.json>); profiling slows the steps down`;
 
 export interface BenchResult {
   preset: string;
@@ -64,6 +66,7 @@ export async function benchStep(argv: string[]): Promise<number> {
       warmup: { type: "string" },
       rank: { type: "string" },
       json: { type: "boolean" },
+      profile: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     "bench step",
@@ -94,7 +97,8 @@ export async function benchStep(argv: string[]): Promise<number> {
   for (let i = 0; i < pixels.length; i++) pixels[i] = rng.normal();
   const labels = BigInt64Array.from({ length: batch }, () => BigInt(rng.int(c.num_labels)));
 
-  const runtime = new NodeRuntime({ threads });
+  const profile = typeof f["profile"] === "string" ? f["profile"] : undefined;
+  const runtime = new NodeRuntime({ threads, ...(profile ? { profilePrefix: profile } : {}) });
   log(`compiling ${presetName} ${mode} step (batch ${batch}, ${threads} thread${threads > 1 ? "s" : ""})...`);
   const t0 = performance.now();
   const names = params.names();
