@@ -25,6 +25,18 @@ export class ParamRegistry {
     return v;
   }
 
+  /** A non-trainable input with the same feeding path as a parameter (see ParamSpec.buffer). */
+  buffer(name: string, shape: readonly number[], init: Init): Value {
+    const v = this.param(name, shape, init);
+    this.specs.set(name, { name, shape: [...shape], init, buffer: true });
+    return v;
+  }
+
+  /** Names of trainable-capable parameters (buffers excluded). */
+  paramNames(): string[] {
+    return [...this.specs.values()].filter((s) => !s.buffer).map((s) => s.name);
+  }
+
   value(name: string): Value {
     const v = this.values.get(name);
     if (!v) throw new SaflError(ErrorCode.InvalidArgument, `unknown parameter "${name}"`);

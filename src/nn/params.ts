@@ -18,6 +18,11 @@ export interface ParamSpec {
   readonly name: string;
   readonly shape: readonly number[];
   readonly init: Init;
+  /**
+   * A buffer is fed like a parameter but never trained (e.g. an adapter's rank mask); it lives in the
+   * same store so one feed path serves both.
+   */
+  readonly buffer?: boolean;
 }
 
 export const numelOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

@@ -40,7 +40,7 @@ export class TrainStep {
   static async create(runtime: Runtime, model: VitGraph, params: ParamStore, opts: TrainStepOptions): Promise<TrainStep> {
     const reg = model.registry;
     params.check(reg.specs.values(), "the parameter store");
-    const trainable = [...reg.specs.keys()].filter(opts.trainable);
+    const trainable = reg.paramNames().filter(opts.trainable);
     if (trainable.length === 0) throw new SaflError(ErrorCode.InvalidArgument, "the trainable set is empty: nothing would be trained");
     const labels = input("labels", "int64", [BATCH]);
     let loss = crossEntropy(model.logits, labels);
@@ -54,7 +54,8 @@ export class TrainStep {
     trainable.forEach((n, i) => {
       outputs[`grad:${n}`] = grads[i]!;
     });
-    const frozen = [...reg.specs.keys()].filter((n) => !opts.trainable(n));
+    // Buffers are never baked: they change between steps (a rank mask) without a recompile.
+    const frozen = reg.paramNames().filter((n) => !opts.trainable(n));
     const bake = opts.bakeFrozen ?? false;
     const initializers = new Map<string, HostTensor>();
     if (bake) for (const n of frozen) initializers.set(n, { dtype: "float32", shape: params.shape(n), data: params.get(n) });
@@ -62,7 +63,8 @@ export class TrainStep {
       batch: opts.batch,
       ...(bake ? { initializers, initializersKey: `frozen#${bakeCounter++}` } : {}),
     });
-    const feedNames = bake ? trainable : [...reg.specs.keys()];
+    const buffers = [...reg.specs.values()].filter((s) => s.buffer).map((s) => s.name);
+    const feedNames = bake ? [...trainable, ...buffers] : [...reg.specs.keys()];
     return new TrainStep(exe, trainable, feedNames, params);
   }
 

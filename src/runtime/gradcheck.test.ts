@@ -10,7 +10,7 @@ import { type Value, apply } from "../graph/node.js";
 import { Op } from "../graph/ops.js";
 import { BATCH } from "../graph/shape.js";
 import { parseVitConfig } from "../nn/config.js";
-import { loraAdapter } from "../nn/lora.js";
+import { loraAdapter } from "../peft/lora/layer.js";
 import { buildVit } from "../nn/vit.js";
 import { Rng } from "../util/rng.js";
 import { checkGrads } from "./gradcheck.js";
@@ -195,7 +195,7 @@ describe("whole-model gradients match finite differences (float64)", () => {
 
   test("a 2-layer ViT with LoRA adapters: LoRA factors, head and (separately) all parameters", () => {
     const cfg = tinyConfig(2);
-    const model = buildVit(cfg, [loraAdapter({ rank: 2, alpha: 4 })], { dtype: "float64" });
+    const model = buildVit(cfg, [loraAdapter({ rank: 2, alpha: 4 }).linear], { dtype: "float64" });
     const labels = g.input("labels", "int64", [BATCH]);
     const loss = g.crossEntropy(model.logits, labels);
     // nonzero B so gradients flow into A as well

@@ -7,7 +7,7 @@
 import { choiceFlag, intFlag, parseFlags } from "../args.js";
 import { PRESETS, presetConfig } from "../../nn/config.js";
 import { stepFlops } from "../../nn/flops.js";
-import { isLoraParam, loraAdapter } from "../../nn/lora.js";
+import { isLoraParam, loraAdapter } from "../../peft/lora/layer.js";
 import { AdamW } from "../../nn/optim.js";
 import { ParamStore } from "../../nn/params.js";
 import { EvalStep, TrainStep } from "../../nn/train.js";
@@ -88,7 +88,7 @@ export async function benchStep(argv: string[]): Promise<number> {
     if (!json) process.stderr.write(`${s}\n`);
   };
 
-  const model = buildVit(config, mode === "lora" ? [loraAdapter({ rank, alpha: 2 * rank })] : []);
+  const model = buildVit(config, mode === "lora" ? [loraAdapter({ rank, alpha: 2 * rank }).linear] : []);
   const rng = new Rng(0);
   const params = ParamStore.init(model.registry.specs.values(), rng);
   const trainable = mode === "lora" ? (n: string) => isLoraParam(n) || n.startsWith("classifier.") : () => mode === "full";

@@ -4,18 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import * as g from "../graph/builder.js";
-import { grad } from "../graph/autodiff/grad.js";
-import { type Node, topoSort } from "../graph/node.js";
-import { Op } from "../graph/ops.js";
-import { BATCH } from "../graph/shape.js";
-import { NodeRuntime } from "../runtime/node.js";
-import { Rng } from "../util/rng.js";
-import { parseVitConfig } from "./config.js";
-import { DEFAULT_LORA_TARGETS, isLoraParam, loraAdapter } from "./lora.js";
-import { ParamStore } from "./params.js";
-import { EvalStep } from "./train.js";
-import { buildVit } from "./vit.js";
+import * as g from "../../graph/builder.js";
+import { grad } from "../../graph/autodiff/grad.js";
+import { type Node, topoSort } from "../../graph/node.js";
+import { Op } from "../../graph/ops.js";
+import { BATCH } from "../../graph/shape.js";
+import { NodeRuntime } from "../../runtime/node.js";
+import { Rng } from "../../util/rng.js";
+import { parseVitConfig } from "../../nn/config.js";
+import { DEFAULT_LORA_TARGETS, isLoraParam, loraAdapter } from "./layer.js";
+import { ParamStore } from "../../nn/params.js";
+import { EvalStep } from "../../nn/train.js";
+import { buildVit } from "../../nn/vit.js";
 
 const cfg = parseVitConfig({
   hidden_size: 16,
@@ -40,7 +40,7 @@ function weightGradientShapes(nodes: Node[], forward: Set<number>): string[] {
 
 describe("LoRA", () => {
   test("targets every default module of every layer and declares PEFT-named factors", () => {
-    const model = buildVit(cfg, [loraAdapter({ rank: 4, alpha: 8 })]);
+    const model = buildVit(cfg, [loraAdapter({ rank: 4, alpha: 8 }).linear]);
     const loraNames = [...model.registry.specs.keys()].filter(isLoraParam);
     assert.equal(loraNames.length, 2 * 6 * cfg.num_hidden_layers);
     assert.ok(loraNames.includes("vit.encoder.layer.1.attention.attention.query.lora_A.weight"));
@@ -50,7 +50,7 @@ describe("LoRA", () => {
 
   test("a fresh adapter (B = 0) leaves the logits unchanged", async () => {
     const plain = buildVit(cfg);
-    const adapted = buildVit(cfg, [loraAdapter({ rank: 4, alpha: 8 })]);
+    const adapted = buildVit(cfg, [loraAdapter({ rank: 4, alpha: 8 }).linear]);
     const rng = new Rng(1);
     const params = ParamStore.init(adapted.registry.specs.values(), rng);
     const px = Float32Array.from({ length: 2 * 3 * 8 * 8 }, () => rng.normal());
@@ -64,7 +64,7 @@ describe("LoRA", () => {
   });
 
   test("frozen base weights get no weight-gradient products", () => {
-    const model = buildVit(cfg, [loraAdapter({ rank: 4, alpha: 8 })]);
+    const model = buildVit(cfg, [loraAdapter({ rank: 4, alpha: 8 }).linear]);
     const labels = g.input("labels", "int64", [BATCH]);
     const loss = g.crossEntropy(model.logits, labels);
     const forward = new Set(topoSort([loss]).map((n) => n.id));
