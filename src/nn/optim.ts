@@ -29,7 +29,8 @@ export class AdamW implements Optimizer {
   private readonly m = new Map<string, Float32Array>();
   private readonly v = new Map<string, Float32Array>();
   private t = 0;
-  readonly lr: number;
+  /** Mutable so a learning-rate schedule can set it before each step. */
+  lr: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
@@ -88,7 +89,8 @@ export interface SgdOptions {
 
 export class Sgd implements Optimizer {
   private readonly buf = new Map<string, Float32Array>();
-  readonly lr: number;
+  /** Mutable so a learning-rate schedule can set it before each step. */
+  lr: number;
   readonly momentum: number;
   readonly weightDecay: number;
 
