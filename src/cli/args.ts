@@ -40,3 +40,16 @@ export function requiredString(value: string | boolean | undefined, flag: string
   if (typeof value !== "string" || value.length === 0) throw argError(`${command}: --${flag} is required`);
   return value;
 }
+
+export function numberFlag(value: string | boolean | undefined, flag: string, fallback: number, min = 0, max = Number.POSITIVE_INFINITY): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
+    throw argError(`--${flag} must be a number between ${min} and ${max}, got "${String(value)}"`);
+  }
+  return n;
+}
+
+export function optionalString(value: string | boolean | undefined): string | undefined {
+  return typeof value === "string" && value.length > 0 ? value : undefined;
+}

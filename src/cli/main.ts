@@ -5,7 +5,9 @@
  */
 import { SaflError, exitCodeFor } from "../errors.js";
 import { benchStep, benchStepHelp } from "./commands/bench-step.js";
+import { finetune } from "./commands/finetune.js";
 import { predict } from "./commands/predict.js";
+import { pretrain } from "./commands/pretrain.js";
 
 const usage = `safl — federated fine-tuning of ViTs with LoRA adapters (SA-FedLoRA)
 
@@ -13,6 +15,8 @@ Usage: safl <command> [options]
 
 Commands:
   bench step   time a training/eval step of a preset ViT (images/s, GFLOP/s)
+  pretrain     train a ViT from scratch on a source task (makes a backbone)
+  finetune     centralized fine-tuning with lora, ffa-lora, adalora or all weights
   predict      logits of a HF ViT checkpoint on images from a safetensors file
 
 Run "safl <command> --help" for the options of a command.`;
@@ -31,6 +35,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (cmd === "predict") return await predict(rest);
+    if (cmd === "pretrain") return await pretrain(rest);
+    if (cmd === "finetune") return await finetune(rest);
     console.error(`safl: unknown command "${cmd}"\n\n${usage}`);
     return 2;
   } catch (e) {

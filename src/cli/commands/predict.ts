@@ -4,20 +4,21 @@
  * safetensors file and writes float32 `logits` [N, num_labels] to another.
  */
 import { ErrorCode, SaflError } from "../../errors.js";
-import { loadCheckpoint } from "../../io/checkpoint.js";
 import { fromFloat32, toFloat32 } from "../../io/safetensors.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../../io/safetensors-file.js";
 import { EvalStep } from "../../nn/train.js";
-import { buildVit } from "../../nn/vit.js";
 import { NodeRuntime } from "../../runtime/node.js";
-import { intFlag, parseFlags, requiredString } from "../args.js";
+import { intFlag, optionalString, parseFlags, requiredString } from "../args.js";
+import { loadModel } from "../common.js";
 
 export const predictHelp = `safl predict — logits of a ViT checkpoint on a batch of images
 
-Usage: safl predict --model <dir> --images <file.safetensors> --out <file.safetensors>
-                    [--threads T] [--batch N]
+Usage: safl predict --model <dir> [--adapter <dir>] --images <file.safetensors>
+                    --out <file.safetensors> [--threads T] [--batch N]
 
   --model    HF ViTForImageClassification directory (config.json + model.safetensors)
+  --adapter  PEFT adapter directory (adapter_config.json + adapter_model.safetensors, e.g. from
+             safl finetune) applied on top of --model, with its own classification head
   --images   safetensors file with float32 "pixel_values" [N, C, H, W] (already normalized)
   --out      where to write float32 "logits" [N, num_labels]
   --threads  onnxruntime intra-op threads (default 2)
@@ -28,6 +29,7 @@ export async function predict(argv: string[]): Promise<number> {
     argv,
     {
       model: { type: "string" },
+      adapter: { type: "string" },
       images: { type: "string" },
       out: { type: "string" },
       threads: { type: "string" },
@@ -46,8 +48,7 @@ export async function predict(argv: string[]): Promise<number> {
   const threads = intFlag(f["threads"], "threads", 2, 1, 256);
   const maxBatch = intFlag(f["batch"], "batch", 64, 1, 65536);
 
-  const ckpt = await loadCheckpoint(modelDir);
-  const c = ckpt.config;
+  const { config: c, model, store } = await loadModel(modelDir, optionalString(f["adapter"]));
   const file = await readSafetensorsFile(imagesPath);
   const entry = file.tensors.get("pixel_values");
   if (!entry) {
@@ -66,13 +67,12 @@ export async function predict(argv: string[]): Promise<number> {
   const n = entry.shape[0]!;
   const pixels = toFloat32(entry, "pixel_values");
   const per = expected[0]! * expected[1]! * expected[2]!;
-  const model = buildVit(c);
   const runtime = new NodeRuntime({ threads });
   const logits = new Float32Array(n * c.num_labels);
   try {
     for (let start = 0; start < n; start += maxBatch) {
       const b = Math.min(maxBatch, n - start);
-      const step = await EvalStep.create(runtime, model, ckpt.params, b);
+      const step = await EvalStep.create(runtime, model, store, b);
       const out = await step.run(pixels.subarray(start * per, (start + b) * per));
       logits.set(out.data as Float32Array, start * c.num_labels);
       if (n > maxBatch) process.stderr.write(`\rpredict: ${Math.min(start + b, n)}/${n} images`);

@@ -7,15 +7,15 @@
  * and a triplet's score is s(λᵢ) + mean_j s(P[j, i]) + mean_j s(Q[i, j]) (PEFT's `_combine_ipt`).
  * The weights are the ones the gradient was taken at (before the optimizer step).
  *
- * One deliberate difference from PEFT: entries of a masked triplet keep their last Ī and U instead
- * of decaying towards zero (their gradient is zero by construction). A pruned triplet therefore
- * keeps the score it was pruned with, and is revived when the active triplets' scores fall below it
- * — the same information a federated server holds for triplets it no longer sends.
+ * Entries of a masked triplet have exactly zero gradient (the mask multiplies λ in the graph), so
+ * their I is 0 and their Ī and U decay, as in PEFT (where pruned λ are zeroed). An earlier version
+ * froze their statistics instead; that made pruned triplets look better and better as the active
+ * triplets' uncertainty U settled, and the allocator churned (see docs/algorithm.md).
  */
 import { argError } from "../../errors.js";
 import type { ParamStore } from "../../nn/params.js";
 import type { AdaptedModule } from "../adapter.js";
-import { svdE, svdMask, svdP, svdQ } from "./layer.js";
+import { svdE, svdP, svdQ } from "./layer.js";
 
 interface EntryState {
   readonly ibar: Float64Array;
@@ -40,23 +40,16 @@ export class ImportanceTracker {
     return this.updates;
   }
 
-  /**
-   * Updates the statistics of every module's P, λ, Q from one step's weights and gradients; entries
-   * of masked triplets (mask from the store) are left as they were.
-   */
+  /** Updates the statistics of every module's P, λ, Q from one step's weights and gradients. */
   update(store: ParamStore, grads: ReadonlyMap<string, Float32Array>, modules: readonly AdaptedModule[]): void {
     for (const m of modules) {
-      const mask = store.get(svdMask(m.name));
-      const r = m.rank;
-      this.updateEntries(svdE(m.name), store.get(svdE(m.name)), grad(grads, svdE(m.name)), (i) => mask[i] !== 0);
-      this.updateEntries(svdP(m.name), store.get(svdP(m.name)), grad(grads, svdP(m.name)), (i) => mask[i % r] !== 0);
-      this.updateEntries(svdQ(m.name), store.get(svdQ(m.name)), grad(grads, svdQ(m.name)), (i) => mask[Math.floor(i / m.inFeatures)] !== 0);
+      for (const name of [svdE(m.name), svdP(m.name), svdQ(m.name)]) this.updateEntries(name, store.get(name), grad(grads, name));
     }
     this.updates++;
   }
 
-  /** The EMA update for one tensor; `active(i)` false leaves entry i unchanged. */
-  updateEntries(name: string, w: ArrayLike<number>, gr: ArrayLike<number>, active: (i: number) => boolean = () => true): void {
+  /** The EMA update for one tensor. */
+  updateEntries(name: string, w: ArrayLike<number>, gr: ArrayLike<number>): void {
     if (w.length !== gr.length) throw argError(`importance: "${name}" has ${w.length} values but ${gr.length} gradients`);
     let st = this.state.get(name);
     if (!st) {
@@ -65,7 +58,6 @@ export class ImportanceTracker {
     }
     const { beta1: b1, beta2: b2 } = this;
     for (let i = 0; i < w.length; i++) {
-      if (!active(i)) continue;
       const inst = Math.abs(w[i]! * gr[i]!);
       const ibar = b1 * st.ibar[i]! + (1 - b1) * inst;
       st.ibar[i] = ibar;

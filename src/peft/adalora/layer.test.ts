@@ -108,6 +108,21 @@ describe("SVD-form adapter", () => {
     assert.deepEqual(Array.from(afterChange), Array.from(before));
   });
 
+  test("a module with every triplet pruned still has finite gradients (the Frobenius norm at zero)", () => {
+    const spec = parseAdapterSpec({ kind: "adalora", initRank: 3, targetRank: 1, orthWeight: 0.3, orthNorm: "frobenius" });
+    const { model, adapter } = buildAdaptedVit(cfg, spec, { dtype: "float64" });
+    const labels = g.input("labels", "int64", [BATCH]);
+    const loss = g.add(g.crossEntropy(model.logits, labels), adapter.regularizer!(model.registry)!);
+    const feeds = float64Feeds(model.registry.specs, new Rng(8), 2);
+    (feeds[svdMask(query)]!.data as Float64Array).fill(0);
+    const names = [svdP(query), svdE(query), svdQ(query)];
+    const grads = grad(
+      loss,
+      names.map((n) => model.registry.value(n)),
+    );
+    for (const t of evaluate(grads as Value[], feeds)) for (const v of t.data as Float64Array) assert.ok(Number.isFinite(v));
+  });
+
   test("freezeMaskedEntries keeps pruned triplets unchanged through an AdamW step with weight decay", () => {
     const { model, adapter } = buildAdaptedVit(cfg, parseAdapterSpec({ kind: "adalora", initRank: 3, targetRank: 1 }));
     const store = ParamStore.init(model.registry.specs.values(), new Rng(7));

@@ -90,9 +90,13 @@ function identity(r: number): Float64Array {
   return out;
 }
 
+/**
+ * ‖x‖²_F, or ‖x‖_F computed as √(‖x‖² + 1e-12): a module whose triplets are all pruned has x = 0
+ * exactly, where √ has an infinite derivative and the chain rule would give 0·∞ = NaN.
+ */
 function norm(x: Value, kind: "frobenius" | "squared"): Value {
   const sq = g.sum(g.square(x));
-  return kind === "squared" ? sq : g.sqrt(sq);
+  return kind === "squared" ? sq : g.sqrt(g.add(sq, 1e-12));
 }
 
 /** The rank mask of a module as 0/1 bytes. */

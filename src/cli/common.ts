@@ -1,0 +1,159 @@
+/**
+ * @module cli/common
+ * What the training commands share: where the default backbone lives, loading a task (dataset, class
+ * filter, normalization), loading a model with an optional adapter, and running epochs with progress
+ * and a test evaluation after each.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type DatasetSplits, type ImageDataset, batches, filterClasses, normalize, parseClassList } from "../data/dataset.js";
+import { loadDataset } from "../data/load.js";
+import { ErrorCode, SaflError, argError } from "../errors.js";
+import { loadCheckpoint } from "../io/checkpoint.js";
+import { applyAdapter, loadAdapter } from "../io/peft-adapter.js";
+import type { VitConfig } from "../nn/config.js";
+import { type EvalResult, Evaluator } from "../nn/evaluate.js";
+import { ParamStore } from "../nn/params.js";
+import { type VitGraph, buildVit } from "../nn/vit.js";
+import { buildAdaptedVit } from "../peft/model.js";
+import type { Trainer } from "../peft/trainer.js";
+import { Rng } from "../util/rng.js";
+import type { Progress } from "./progress.js";
+
+/** The repository root (dist/src/cli → ../../..). */
+export const packageRoot = (): string => fileURLToPath(new URL("../../../", import.meta.url));
+
+/** The shipped default backbone (made by `safl pretrain`, see docs/pretraining.md). */
+export const defaultBackboneDir = (): string => join(packageRoot(), "models", "vit-micro-mnist-0-4");
+
+export interface Normalization {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+export function parseNumberList(value: string, flag: string): number[] {
+  const parts = value.split(",").map((s) => Number(s.trim()));
+  if (parts.length === 0 || parts.some((n) => !Number.isFinite(n))) throw argError(`--${flag} must be a comma-separated list of numbers, got "${value}"`);
+  return parts;
+}
+
+export interface Task {
+  readonly train: ImageDataset;
+  readonly test: ImageDataset;
+  readonly dataset: string;
+  /** Original class ids, in label order. */
+  readonly classes: readonly number[];
+  readonly classNames: readonly string[];
+  readonly normalization: Normalization | undefined;
+}
+
+/** Loads a dataset, keeps `classes` (all when undefined) and applies the normalization. */
+export async function loadTask(dataset: string, opts: { dataDir?: string; classes?: string; normalization?: Normalization }): Promise<Task> {
+  const splits: DatasetSplits = await loadDataset(dataset, opts.dataDir === undefined ? {} : { dataDir: opts.dataDir });
+  let { train, test } = splits;
+  if (opts.classes !== undefined) {
+    const keep = parseClassList(opts.classes);
+    train = filterClasses(train, keep);
+    test = filterClasses(test, keep);
+  }
+  if (opts.normalization) {
+    train = normalize(train, opts.normalization.mean, opts.normalization.std);
+    test = normalize(test, opts.normalization.mean, opts.normalization.std);
+  }
+  const classNames = train.classes.map((c, i) => train.classNames?.[i] ?? String(c));
+  return { train, test, dataset, classes: train.classes, classNames, normalization: opts.normalization };
+}
+
+/** Fails unless the task's images fit the model's input. */
+export function checkImagesFit(task: Task, config: VitConfig, what: string): void {
+  const t = task.train;
+  if (t.channels !== config.num_channels || t.height !== config.image_size || t.width !== config.image_size) {
+    throw new SaflError(
+      ErrorCode.Shape,
+      `${task.dataset} images are ${t.channels}x${t.height}x${t.width}, but ${what} expects ${config.num_channels}x${config.image_size}x${config.image_size}`,
+    );
+  }
+}
+
+export interface LoadedModel {
+  readonly config: VitConfig;
+  readonly model: VitGraph;
+  readonly store: ParamStore;
+}
+
+/** A checkpoint directory, optionally with a PEFT adapter directory on top. */
+export async function loadModel(modelDir: string, adapterDir?: string): Promise<LoadedModel> {
+  if (!existsSync(modelDir)) throw new SaflError(ErrorCode.Io, `model directory ${modelDir} does not exist`);
+  const ckpt = await loadCheckpoint(modelDir);
+  if (!adapterDir) return { config: ckpt.config, model: buildVit(ckpt.config), store: ckpt.params };
+  const loaded = await loadAdapter(adapterDir);
+  const config = withLabels(ckpt.config, loaded.numLabels, undefined);
+  const { model, adapter } = buildAdaptedVit(config, loaded.spec);
+  const store = ParamStore.init(model.registry.specs.values(), new Rng(0));
+  for (const n of ckpt.params.names()) if (!n.startsWith("classifier.")) store.set(n, ckpt.params.shape(n), ckpt.params.get(n));
+  applyAdapter(loaded, adapter, store);
+  return { config, model, store };
+}
+
+/** A copy of `config` for a task with `numLabels` classes (id2label from names when given). */
+export function withLabels(config: VitConfig, numLabels: number, names: readonly string[] | undefined): VitConfig {
+  const id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), names?.[i] ?? `LABEL_${i}`]));
+  const label2id = Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)]));
+  return { ...config, num_labels: numLabels, id2label, label2id };
+}
+
+export interface EpochLog {
+  readonly epoch: number;
+  readonly trainLoss: number;
+  readonly test: EvalResult;
+  readonly seconds: number;
+}
+
+/**
+ * Runs `epochs` passes over the training set (shuffled by `rng`, the last partial batch dropped so
+ * every step has the compiled batch size), evaluating on the test set after each epoch.
+ * `afterStep` runs after every optimizer step (rank allocation, learning-rate schedule).
+ */
+export async function trainEpochs(opts: {
+  trainer: Trainer;
+  evaluator: Evaluator;
+  task: Task;
+  epochs: number;
+  batch: number;
+  rng: Rng;
+  progress: Progress;
+  beforeStep?: (step: number) => void;
+  afterStep?: (step: number) => string | undefined;
+}): Promise<EpochLog[]> {
+  const { trainer, evaluator, task, epochs, batch, rng, progress } = opts;
+  const perEpoch = Math.floor(task.train.count / batch);
+  if (perEpoch === 0) throw argError(`--batch ${batch} is larger than the ${task.train.count} training images`);
+  const logs: EpochLog[] = [];
+  let step = 0;
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    const t0 = Date.now();
+    progress.reset(perEpoch, `epoch ${epoch}/${epochs}`);
+    let lossSum = 0;
+    let n = 0;
+    let note = "";
+    for (const b of batches(task.train, batch, { rng, dropLast: true })) {
+      opts.beforeStep?.(step);
+      const loss = await trainer.train(b);
+      if (!Number.isFinite(loss)) throw new SaflError(ErrorCode.Runtime, `training diverged at step ${step + 1}: loss is ${loss} (try a lower --lr)`);
+      step++;
+      lossSum += loss;
+      n++;
+      note = opts.afterStep?.(step) ?? note;
+      progress.tick(1, `loss ${(lossSum / n).toFixed(4)} ${note}`);
+    }
+    const test = await evaluator.run(batches(task.test, 256));
+    const seconds = (Date.now() - t0) / 1000;
+    logs.push({ epoch, trainLoss: lossSum / n, test, seconds });
+    progress.line(
+      `epoch ${epoch}/${epochs}  train loss ${(lossSum / n).toFixed(4)}  test loss ${test.loss.toFixed(4)}  test acc ${(100 * test.accuracy).toFixed(2)}%  ${seconds.toFixed(1)}s${note ? `  ${note}` : ""}`,
+    );
+  }
+  return logs;
+}
+

@@ -1,0 +1,85 @@
+/**
+ * @module peft/trainer
+ * One local training step for any trainable set (full fine-tuning, LoRA, FFA-LoRA, the SVD form):
+ * forward and backward in one compiled call, then — for the SVD form, always, not as an optional
+ * callback — the importance update from this step's weights and gradients, then the optimizer step
+ * with pruned triplets held fixed. Centralized fine-tuning and federated clients use the same step.
+ */
+import { add as addValues } from "../graph/builder.js";
+import type { Value } from "../graph/node.js";
+import type { LabeledBatch } from "../nn/evaluate.js";
+import type { Optimizer } from "../nn/optim.js";
+import type { ParamStore } from "../nn/params.js";
+import { TrainStep } from "../nn/train.js";
+import type { VitGraph } from "../nn/vit.js";
+import type { Runtime } from "../runtime/runtime.js";
+import type { Adapter } from "./adapter.js";
+import { ImportanceTracker } from "./adalora/importance.js";
+import { type SvdAdapter, freezeMaskedEntries } from "./adalora/layer.js";
+import { adapterLoss } from "./model.js";
+
+export interface TrainerOptions {
+  readonly trainable: (name: string) => boolean;
+  readonly batch: number;
+  readonly optimizer: Optimizer;
+  /** The adapter on the model, if any (its regularizer joins the loss; the SVD form gets importance tracking). */
+  readonly adapter?: Adapter;
+  /** Extra loss terms on top of the adapter's regularizer (e.g. a proximal term). */
+  readonly extraLoss?: (model: VitGraph) => Value | undefined;
+}
+
+export class Trainer {
+  /** Importance statistics of the SVD form's triplets (undefined for other adapters). */
+  readonly importance: ImportanceTracker | undefined;
+  private steps = 0;
+
+  private constructor(
+    private readonly step: TrainStep,
+    private readonly store: ParamStore,
+    private readonly opts: TrainerOptions,
+  ) {
+    const a = opts.adapter;
+    this.importance = a?.kind === "adalora" ? new ImportanceTracker(...betas(a)) : undefined;
+  }
+
+  static async create(runtime: Runtime, model: VitGraph, store: ParamStore, opts: TrainerOptions): Promise<Trainer> {
+    const adapterExtra = opts.adapter ? adapterLoss(opts.adapter) : undefined;
+    const extras = [adapterExtra, opts.extraLoss].filter((f) => f !== undefined);
+    const extraLoss =
+      extras.length === 0
+        ? undefined
+        : (m: VitGraph) => {
+            const terms = extras.map((f) => f(m)).filter((t) => t !== undefined);
+            return terms.length === 0 ? undefined : terms.reduce((a, b) => addValues(a, b));
+          };
+    const step = await TrainStep.create(runtime, model, store, { trainable: opts.trainable, batch: opts.batch, ...(extraLoss ? { extraLoss } : {}) });
+    return new Trainer(step, store, opts);
+  }
+
+  /** Names of the parameters this trainer updates. */
+  get trainable(): readonly string[] {
+    return this.step.trainable;
+  }
+
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** One optimizer step on a full batch; returns the loss before the update. */
+  async train(batch: LabeledBatch): Promise<number> {
+    const { loss, grads } = await this.step.run(batch.pixels, batch.labels);
+    const adapter = this.opts.adapter;
+    const modules = adapter?.kind === "adalora" ? adapter.modules() : [];
+    this.importance?.update(this.store, grads, modules);
+    const restore = modules.length > 0 ? freezeMaskedEntries(this.store, modules) : undefined;
+    const values = new Map(this.step.trainable.map((n) => [n, this.store.get(n)]));
+    this.opts.optimizer.step(values, grads);
+    restore?.();
+    this.steps++;
+    return loss;
+  }
+}
+
+function betas(a: Adapter): [number, number] {
+  return a.kind === "adalora" ? [(a as SvdAdapter).config.beta1, (a as SvdAdapter).config.beta2] : [0.85, 0.85];
+}
