@@ -4,7 +4,6 @@
  * filter, normalization), loading a model with an optional adapter, and running epochs with progress
  * and a test evaluation after each.
  */
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type DatasetSplits, type ImageDataset, batches, filterClasses, normalize, parseClassList } from "../data/dataset.js";
@@ -13,7 +12,7 @@ import { ErrorCode, SaflError, argError } from "../errors.js";
 import { loadCheckpoint } from "../io/checkpoint.js";
 import { applyAdapter, loadAdapter } from "../io/peft-adapter.js";
 import type { VitConfig } from "../nn/config.js";
-import { type EvalResult, Evaluator } from "../nn/evaluate.js";
+import type { EvalResult, Evaluator } from "../nn/evaluate.js";
 import { ParamStore } from "../nn/params.js";
 import { type VitGraph, buildVit } from "../nn/vit.js";
 import { buildAdaptedVit } from "../peft/model.js";
@@ -84,7 +83,6 @@ export interface LoadedModel {
 
 /** A checkpoint directory, optionally with a PEFT adapter directory on top. */
 export async function loadModel(modelDir: string, adapterDir?: string): Promise<LoadedModel> {
-  if (!existsSync(modelDir)) throw new SaflError(ErrorCode.Io, `model directory ${modelDir} does not exist`);
   const ckpt = await loadCheckpoint(modelDir);
   if (!adapterDir) return { config: ckpt.config, model: buildVit(ckpt.config), store: ckpt.params };
   const loaded = await loadAdapter(adapterDir);
