@@ -21,7 +21,7 @@ import type { Adapter } from "../../peft/adapter.js";
 import { RankController } from "../../peft/adalora/controller.js";
 import type { SvdAdapter } from "../../peft/adalora/layer.js";
 import { readMask } from "../../peft/adalora/layer.js";
-import { adapterTrainable, buildAdaptedVit } from "../../peft/model.js";
+import { adapterTrainable, buildAdaptedVit, isHeadParam } from "../../peft/model.js";
 import { type AdapterSpec, parseAdapterSpec } from "../../peft/registry.js";
 import { Trainer } from "../../peft/trainer.js";
 import { NodeRuntime } from "../../runtime/node.js";
@@ -31,7 +31,7 @@ import { checkImagesFit, defaultBackboneDir, loadTask, parseNumberList, trainEpo
 import { prepareOutput } from "../output-dir.js";
 import { Progress } from "../progress.js";
 
-const MODES = ["lora", "ffa-lora", "adalora", "full"] as const;
+const MODES = ["lora", "ffa-lora", "adalora", "full", "head"] as const;
 type Mode = (typeof MODES)[number];
 
 export const finetuneHelp = `safl finetune — centralized fine-tuning of a backbone with an adapter (or all weights)
@@ -45,7 +45,8 @@ Usage: safl finetune --out <dir> [--model <dir>] [--dataset mnist] [--classes 5-
   --data-dir      where fashion-mnist / cifar10 files are
   --classes       target classes, e.g. 5-9 (default: all)
   --mean, --std   per-channel normalization (default: what the backbone was pre-trained with)
-  --adapter       lora, ffa-lora, adalora (SVD form, adaptive rank) or full (default lora)
+  --adapter       lora, ffa-lora, adalora (SVD form, adaptive rank), full (all weights) or
+                  head (the classifier only: the linear-probe baseline) (default lora)
   --rank          LoRA / FFA-LoRA rank (default 8)
   --alpha         scale numerator (default 2*rank for LoRA, init-rank for adalora)
   --targets       comma-separated module patterns (default query,key,value,attention.output.dense,
@@ -57,13 +58,13 @@ Usage: safl finetune --out <dir> [--model <dir>] [--dataset mnist] [--classes 5-
   --interval      adalora: steps between rank re-allocations (default 10)
   --epochs        passes over the training set (default 1)
   --batch         batch size (default 32)
-  --lr            AdamW learning rate (default 0.003 for adapters, 0.0005 for full)
+  --lr            AdamW learning rate (default 0.003; adalora 0.01; full 0.0005)
   --weight-decay  AdamW weight decay (default 0.01)
   --schedule      constant or cosine learning rate (default cosine)
   --seed          seed for the head, adapter initialization and shuffling (default 0)
   --threads       onnxruntime threads (default 2)
   --out           output directory: a PEFT adapter (adapter_config.json + adapter_model.safetensors)
-                  or, with --adapter full, a checkpoint; plus metrics.json
+                  or, with --adapter full or head, a checkpoint; plus metrics.json
   --force         replace --out if it exists
   --json          print the summary as JSON`;
 
@@ -111,12 +112,14 @@ export async function finetune(argv: string[]): Promise<number> {
   const mode: Mode = choiceFlag(f["adapter"], "adapter", MODES, "lora");
   const epochs = intFlag(f["epochs"], "epochs", 1, 1, 10_000);
   const batch = intFlag(f["batch"], "batch", 32, 1, 65_536);
-  const lr = numberFlag(f["lr"], "lr", mode === "full" ? 0.0005 : 0.003, 0, 10);
+  // The SVD form starts from λ = 0 and learns slower at LoRA's rate: at 0.003 it reached 78.2% after one
+  // epoch on the default task, at 0.01 83.3% (3 seeds each, docs/finetuning.md).
+  const lr = numberFlag(f["lr"], "lr", mode === "full" ? 0.0005 : mode === "adalora" ? 0.01 : 0.003, 0, 10);
   const weightDecay = numberFlag(f["weight-decay"], "weight-decay", 0.01, 0, 10);
   const scheduleKind = choiceFlag(f["schedule"], "schedule", ["constant", "cosine"] as const, "cosine");
   const seed = intFlag(f["seed"], "seed", 0, 0);
   const threads = intFlag(f["threads"], "threads", 2, 1, 256);
-  const spec = mode === "full" ? undefined : adapterSpecFromFlags(mode, f);
+  const spec = mode === "full" || mode === "head" ? undefined : adapterSpecFromFlags(mode, f);
   const heat = numberFlag(f["heat"], "heat", 0.1, 0, 1);
   const cool = numberFlag(f["cool"], "cool", 0.3, 0, 1);
   const interval = intFlag(f["interval"], "interval", 10, 1);
@@ -148,7 +151,7 @@ export async function finetune(argv: string[]): Promise<number> {
     const evaluator = new Evaluator(runtime, model, store);
     const before = await evaluator.run(batches(task.test, 256));
     const optimizer = new AdamW({ lr, weightDecay });
-    const trainable = adapter ? adapterTrainable(adapter) : () => true;
+    const trainable = adapter ? adapterTrainable(adapter) : mode === "head" ? isHeadParam : () => true;
     const trainer = await Trainer.create(runtime, model, store, { trainable, batch, optimizer, ...(adapter ? { adapter } : {}) });
     const perEpoch = Math.floor(task.train.count / batch);
     const totalSteps = epochs * perEpoch;
@@ -241,7 +244,7 @@ function countAdapterParams(adapter: Adapter, store: ParamStore): number {
   return n;
 }
 
-function adapterSpecFromFlags(mode: Exclude<Mode, "full">, f: Record<string, string | boolean | undefined>): AdapterSpec {
+function adapterSpecFromFlags(mode: Exclude<Mode, "full" | "head">, f: Record<string, string | boolean | undefined>): AdapterSpec {
   const targets = optionalString(f["targets"])?.split(",").map((s) => s.trim());
   const alpha = f["alpha"] === undefined ? undefined : numberFlag(f["alpha"], "alpha", 1, Number.MIN_VALUE);
   const common = { ...(targets ? { targetModules: targets } : {}), ...(alpha === undefined ? {} : { alpha }) };
