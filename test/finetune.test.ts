@@ -105,7 +105,7 @@ describe("safl finetune on the target task (digits 5-9), one epoch", () => {
       [["finetune", "--out", join(tmp, "x"), "--adapter", "lora", "--rank", "200"], /lora rank 200 exceeds the dimensions of "vit\.encoder\.layer\.0\.attention\.attention\.query" \(out 64 x in 64\)/],
       [["finetune", "--out", join(tmp, "x"), "--targets", "q_proj"], /target_modules "q_proj" matches no Linear layer/],
       [["finetune", "--out", join(tmp, "x"), "--adapter", "adalora", "--heat", "0.6", "--cool", "0.5"], /must leave at least one annealing round/],
-      [["finetune", "--out", join(tmp, "x"), "--adapter", "dora"], /--adapter must be one of lora, ffa-lora, adalora, full, got "dora"/],
+      [["finetune", "--out", join(tmp, "x"), "--adapter", "dora"], /--adapter must be one of lora, ffa-lora, adalora, full, head, got "dora"/],
       [["finetune", "--out", join(tmp, "lora")], /already exists and is not empty; pass --force/],
       [["finetune", "--out", join(tmp, "x"), "--classes", "5-3"], /5-3/],
     ];
