@@ -1,0 +1,129 @@
+/**
+ * @module fl/aggregate
+ * Server-side checks and aggregation of client replies, as pure functions over decoded messages.
+ * Replies are validated first — round id, sample count, every tensor's name and shape against what
+ * the server broadcast, every packed module's mask against the round's global mask, finite values —
+ * and a reply that fails is dropped with a reason (a client failure is data, not an exception), so a
+ * round completes with the remaining clients. Only then are the accepted replies averaged, weighted
+ * by their sample counts (FedAvg's rule); SVD-form triplets are averaged entry by entry under the one
+ * global mask every client used, and triplet scores likewise.
+ */
+import type { WireMessage, WirePackedModule, WireScores, WireTensor } from "./wire.js";
+
+/** What the server expects every reply of a round to carry. */
+export interface ReplyExpectation {
+  readonly round: number;
+  /** Dense tensors by name with their shapes. */
+  readonly tensors: ReadonlyMap<string, readonly number[]>;
+  /** SVD-form modules by name with the round's global mask. */
+  readonly packed: ReadonlyMap<string, { readonly inFeatures: number; readonly outFeatures: number; readonly mask: Uint8Array }>;
+  /** Modules whose triplet scores must be present, with the number of triplets. */
+  readonly scores: ReadonlyMap<string, number>;
+}
+
+export type ReplyVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+function firstNonFinite(data: ArrayLike<number>): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
+  return -1;
+}
+
+/** Checks one reply against the round's expectation; the reason names the first problem found. */
+export function validateReply(reply: WireMessage, exp: ReplyExpectation): ReplyVerdict {
+  const bad = (reason: string): ReplyVerdict => ({ ok: false, reason });
+  if (reply.kind !== "reply") return bad(`message kind is "${reply.kind}", expected "reply"`);
+  if (reply.failure !== undefined) return bad(`client reported a failure: ${reply.failure}`);
+  if (reply.round !== exp.round) return bad(`reply is for round ${reply.round}, the server is in round ${exp.round} (stale or early reply)`);
+  const n = reply.sampleCount;
+  if (n === undefined || !Number.isInteger(n) || n <= 0) return bad(`sample count is ${n}, expected a positive integer`);
+  if (reply.tensors.length !== exp.tensors.size) return bad(`reply has ${reply.tensors.length} tensors, expected ${exp.tensors.size}`);
+  for (const t of reply.tensors) {
+    const shape = exp.tensors.get(t.name);
+    if (!shape) return bad(`unexpected tensor "${t.name}"`);
+    if (!sameShape(t.shape, shape)) return bad(`tensor "${t.name}" has shape [${t.shape.join(",")}], expected [${shape.join(",")}]`);
+    const i = firstNonFinite(t.data);
+    if (i >= 0) return bad(`tensor "${t.name}" has a non-finite value (${t.data[i]}) at index ${i}`);
+  }
+  if (reply.packed.length !== exp.packed.size) return bad(`reply has ${reply.packed.length} packed modules, expected ${exp.packed.size}`);
+  for (const p of reply.packed) {
+    const e = exp.packed.get(p.name);
+    if (!e) return bad(`unexpected packed module "${p.name}"`);
+    if (p.inFeatures !== e.inFeatures || p.outFeatures !== e.outFeatures) {
+      return bad(`packed module "${p.name}" is ${p.outFeatures}x${p.inFeatures}, expected ${e.outFeatures}x${e.inFeatures}`);
+    }
+    if (p.mask.length !== e.mask.length || p.mask.some((b, i) => b !== e.mask[i])) return bad(`packed module "${p.name}" uses a different rank mask than the round's global mask`);
+    for (const [field, data] of [["p", p.p], ["e", p.e], ["q", p.q]] as const) {
+      const i = firstNonFinite(data);
+      if (i >= 0) return bad(`packed module "${p.name}" ${field} has a non-finite value (${data[i]}) at index ${i}`);
+    }
+  }
+  if (reply.scores.length !== exp.scores.size) return bad(`reply has scores for ${reply.scores.length} modules, expected ${exp.scores.size}`);
+  for (const s of reply.scores) {
+    const r = exp.scores.get(s.module);
+    if (r === undefined) return bad(`unexpected scores for "${s.module}"`);
+    if (s.scores.length !== r) return bad(`scores for "${s.module}" have ${s.scores.length} entries, expected ${r}`);
+    const i = firstNonFinite(s.scores);
+    if (i >= 0) return bad(`scores for "${s.module}" have a non-finite value (${s.scores[i]}) at index ${i}`);
+  }
+  return { ok: true };
+}
+
+/** Σ wᵢ·xᵢ / Σ wᵢ over equally long arrays, accumulated in float64. */
+export function weightedMean(values: readonly ArrayLike<number>[], weights: readonly number[]): Float64Array {
+  if (values.length === 0 || values.length !== weights.length) throw new Error(`weightedMean: ${values.length} values for ${weights.length} weights`);
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (!(total > 0)) throw new Error(`weightedMean: total weight ${total} must be positive`);
+  const n = values[0]!.length;
+  const out = new Float64Array(n);
+  values.forEach((v, k) => {
+    if (v.length !== n) throw new Error(`weightedMean: value ${k} has ${v.length} entries, expected ${n}`);
+    const w = weights[k]! / total;
+    for (let i = 0; i < n; i++) out[i] = out[i]! + w * v[i]!;
+  });
+  return out;
+}
+
+export interface Aggregate {
+  readonly tensors: readonly WireTensor[];
+  readonly packed: readonly WirePackedModule[];
+  readonly scores: readonly WireScores[];
+  /** Σ sample counts of the accepted replies. */
+  readonly samples: number;
+  /** Sample-weighted mean of each metric reported by every accepted reply. */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/**
+ * Sample-weighted average of validated replies (all with the same names, shapes and masks; call
+ * `validateReply` first). Entries are averaged in float64 and returned as float32.
+ */
+export function aggregateReplies(replies: readonly WireMessage[]): Aggregate {
+  if (replies.length === 0) throw new Error("aggregateReplies: no replies to aggregate");
+  const weights = replies.map((r) => r.sampleCount!);
+  const first = replies[0]!;
+  const byName = <T extends { name: string } | { module: string }>(list: readonly T[], key: (t: T) => string) => new Map(list.map((t) => [key(t), t]));
+  const mean32 = (vs: ArrayLike<number>[]) => Float32Array.from(weightedMean(vs, weights));
+  const tensors = first.tensors.map((t) => {
+    const all = replies.map((r) => byName(r.tensors, (x) => x.name).get(t.name)!.data);
+    return { name: t.name, shape: t.shape, data: mean32(all) };
+  });
+  const packed = first.packed.map((p) => {
+    const all = replies.map((r) => byName(r.packed, (x) => x.name).get(p.name)!);
+    return { ...p, mask: p.mask.slice(), p: mean32(all.map((a) => a.p)), e: mean32(all.map((a) => a.e)), q: mean32(all.map((a) => a.q)) };
+  });
+  const scores = first.scores.map((s) => {
+    const all = replies.map((r) => byName(r.scores, (x) => x.module).get(s.module)!.scores);
+    return { module: s.module, scores: weightedMean(all, weights) };
+  });
+  const metrics: Record<string, number> = {};
+  for (const key of Object.keys(first.metrics ?? {})) {
+    if (!replies.every((r) => r.metrics && Number.isFinite(r.metrics[key]))) continue;
+    metrics[key] = weightedMean(
+      replies.map((r) => [r.metrics![key]!]),
+      weights,
+    )[0]!;
+  }
+  return { tensors, packed, scores, samples: weights.reduce((a, b) => a + b, 0), metrics };
+}
