@@ -39,13 +39,15 @@ export class TrainStep {
 
   static async create(runtime: Runtime, model: VitGraph, params: ParamStore, opts: TrainStepOptions): Promise<TrainStep> {
     const reg = model.registry;
+    const labels = input("labels", "int64", [BATCH]);
+    let loss = crossEntropy(model.logits, labels);
+    // Built before the store is checked: a loss term may declare buffers of its own (a proximal
+    // term's copy of the global weights), which the store must then hold too.
+    const extra = opts.extraLoss?.(model);
+    if (extra) loss = add(loss, extra);
     params.check(reg.specs.values(), "the parameter store");
     const trainable = reg.paramNames().filter(opts.trainable);
     if (trainable.length === 0) throw new SaflError(ErrorCode.InvalidArgument, "the trainable set is empty: nothing would be trained");
-    const labels = input("labels", "int64", [BATCH]);
-    let loss = crossEntropy(model.logits, labels);
-    const extra = opts.extraLoss?.(model);
-    if (extra) loss = add(loss, extra);
     const grads = grad(
       loss,
       trainable.map((n) => reg.value(n)),
