@@ -18,6 +18,7 @@ import { type VitGraph, buildVit } from "../nn/vit.js";
 import { buildAdaptedVit } from "../peft/model.js";
 import type { Trainer } from "../peft/trainer.js";
 import { Rng } from "../util/rng.js";
+import { type FlagSpec, optionalString } from "./args.js";
 import type { Progress } from "./progress.js";
 
 /** The repository root (dist/src/cli → ../../..). */
@@ -35,6 +36,41 @@ export function parseNumberList(value: string, flag: string): number[] {
   const parts = value.split(",").map((s) => Number(s.trim()));
   if (parts.length === 0 || parts.some((n) => !Number.isFinite(n))) throw argError(`--${flag} must be a comma-separated list of numbers, got "${value}"`);
   return parts;
+}
+
+/** Flags every training command takes (data, optimizer basics, output). */
+export const TRAINING_FLAGS: FlagSpec = {
+  dataset: { type: "string" },
+  "data-dir": { type: "string" },
+  classes: { type: "string" },
+  mean: { type: "string" },
+  std: { type: "string" },
+  epochs: { type: "string" },
+  batch: { type: "string" },
+  lr: { type: "string" },
+  "weight-decay": { type: "string" },
+  seed: { type: "string" },
+  threads: { type: "string" },
+  out: { type: "string" },
+  force: { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
+
+type Flags = Record<string, string | boolean | undefined>;
+
+/** --mean/--std as a normalization (a missing side defaults to 0 / 1); undefined when neither is given. */
+export function normalizationFromFlags(f: Flags): Normalization | undefined {
+  const mean = optionalString(f["mean"]);
+  const std = optionalString(f["std"]);
+  return mean || std ? { mean: parseNumberList(mean ?? "0", "mean"), std: parseNumberList(std ?? "1", "std") } : undefined;
+}
+
+/** The loadTask options given by --data-dir and --classes. */
+export function taskFlags(f: Flags): { dataDir?: string; classes?: string } {
+  const dataDir = optionalString(f["data-dir"]);
+  const classes = optionalString(f["classes"]);
+  return { ...(dataDir ? { dataDir } : {}), ...(classes ? { classes } : {}) };
 }
 
 export interface Task {

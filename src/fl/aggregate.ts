@@ -103,20 +103,19 @@ export function aggregateReplies(replies: readonly WireMessage[]): Aggregate {
   if (replies.length === 0) throw new Error("aggregateReplies: no replies to aggregate");
   const weights = replies.map((r) => r.sampleCount!);
   const first = replies[0]!;
-  const byName = <T extends { name: string } | { module: string }>(list: readonly T[], key: (t: T) => string) => new Map(list.map((t) => [key(t), t]));
+  // One name index per reply, built once: aggregation is on the server's per-round path.
+  const indexed = replies.map((r) => ({
+    tensors: new Map(r.tensors.map((t) => [t.name, t])),
+    packed: new Map(r.packed.map((p) => [p.name, p])),
+    scores: new Map(r.scores.map((s) => [s.module, s])),
+  }));
   const mean32 = (vs: ArrayLike<number>[]) => Float32Array.from(weightedMean(vs, weights));
-  const tensors = first.tensors.map((t) => {
-    const all = replies.map((r) => byName(r.tensors, (x) => x.name).get(t.name)!.data);
-    return { name: t.name, shape: t.shape, data: mean32(all) };
-  });
+  const tensors = first.tensors.map((t) => ({ name: t.name, shape: t.shape, data: mean32(indexed.map((r) => r.tensors.get(t.name)!.data)) }));
   const packed = first.packed.map((p) => {
-    const all = replies.map((r) => byName(r.packed, (x) => x.name).get(p.name)!);
+    const all = indexed.map((r) => r.packed.get(p.name)!);
     return { ...p, mask: p.mask.slice(), p: mean32(all.map((a) => a.p)), e: mean32(all.map((a) => a.e)), q: mean32(all.map((a) => a.q)) };
   });
-  const scores = first.scores.map((s) => {
-    const all = replies.map((r) => byName(r.scores, (x) => x.module).get(s.module)!.scores);
-    return { module: s.module, scores: weightedMean(all, weights) };
-  });
+  const scores = first.scores.map((s) => ({ module: s.module, scores: weightedMean(indexed.map((r) => r.scores.get(s.module)!.scores), weights) }));
   const metrics: Record<string, number> = {};
   for (const key of Object.keys(first.metrics ?? {})) {
     if (!replies.every((r) => r.metrics && Number.isFinite(r.metrics[key]))) continue;

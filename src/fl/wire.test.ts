@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ErrorCode, SaflError } from "../errors.js";
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBFloat16Bits, float32ToFloat16Bits } from "../io/safetensors.js";
-import type { PackedModule } from "../peft/adalora/pack.js";
 import {
   decodeMessage,
   encodedBreakdown,
@@ -23,10 +22,6 @@ import {
   type WireMessage,
   type WirePackedModule,
 } from "./wire.js";
-
-// PackedModule (what peft/adalora/pack produces) must be sendable as is.
-const _packedIsWire: (pm: PackedModule) => WirePackedModule = (pm) => pm;
-void _packedIsWire;
 
 // ---------------------------------------------------------------------------------------------
 // Independent byte builder: writes the documented layout without using the module under test.

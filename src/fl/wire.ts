@@ -58,6 +58,7 @@
  * would silently become U+FFFD and no longer match); the free-text failure message may lose one.
  */
 
+import type { PackedModule } from "../peft/adalora/pack.js";
 import { argError, ErrorCode, SaflError, shapeError } from "../errors.js";
 import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBFloat16Bits, float32ToFloat16Bits } from "../io/safetensors.js";
 
@@ -77,21 +78,8 @@ export interface WireTensor {
   readonly data: Float32Array;
 }
 
-/** An SVD-form module's active triplets (same fields as PackedModule in peft/adalora/pack.ts). */
-export interface WirePackedModule {
-  readonly name: string;
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-  readonly initRank: number;
-  /** 0/1 per triplet, length initRank. */
-  readonly mask: Uint8Array;
-  /** [out, k], k = popcount(mask). */
-  readonly p: Float32Array;
-  /** [k]. */
-  readonly e: Float32Array;
-  /** [k, in]. */
-  readonly q: Float32Array;
-}
+/** An SVD-form module's active triplets: the packed form that peft/adalora/pack.ts produces. */
+export type WirePackedModule = PackedModule;
 
 /** Triplet importance scores of one module; sent as float32 (decoded as Float32Array). */
 export interface WireScores {

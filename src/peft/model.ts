@@ -4,6 +4,7 @@
  * pattern found a layer, and says which parameters a step trains (the adapter's trainable factors and
  * the classification head, which a new task always needs).
  */
+import type { Value } from "../graph/node.js";
 import type { VitConfig } from "../nn/config.js";
 import { type VitGraph, buildVit } from "../nn/vit.js";
 import { type Adapter, checkTargetsMatched } from "./adapter.js";
@@ -29,7 +30,7 @@ export function adapterTrainable(adapter: Adapter): (name: string) => boolean {
 }
 
 /** The regularizer hook for TrainStep's `extraLoss`. */
-export function adapterLoss(adapter: Adapter): ((m: VitGraph) => ReturnType<NonNullable<Adapter["regularizer"]>>) | undefined {
+export function adapterLoss(adapter: Adapter): ((m: VitGraph) => Value | undefined) | undefined {
   const reg = adapter.regularizer;
   return reg ? (m) => reg.call(adapter, m.registry) : undefined;
 }

@@ -39,7 +39,8 @@ export class Trainer {
     private readonly opts: TrainerOptions,
   ) {
     const a = opts.adapter;
-    this.importance = a?.kind === "adalora" ? new ImportanceTracker(...betas(a)) : undefined;
+    const svd = a?.kind === "adalora" ? (a as SvdAdapter) : undefined;
+    this.importance = svd ? new ImportanceTracker(svd.config.beta1, svd.config.beta2) : undefined;
   }
 
   static async create(runtime: Runtime, model: VitGraph, store: ParamStore, opts: TrainerOptions): Promise<Trainer> {
@@ -78,8 +79,4 @@ export class Trainer {
     this.steps++;
     return loss;
   }
-}
-
-function betas(a: Adapter): [number, number] {
-  return a.kind === "adalora" ? [(a as SvdAdapter).config.beta1, (a as SvdAdapter).config.beta2] : [0.85, 0.85];
 }

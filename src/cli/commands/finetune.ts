@@ -19,6 +19,7 @@ import { ParamStore } from "../../nn/params.js";
 import { type VitGraph, buildVit } from "../../nn/vit.js";
 import type { Adapter } from "../../peft/adapter.js";
 import { RankController } from "../../peft/adalora/controller.js";
+import { pack, packedParamCount } from "../../peft/adalora/pack.js";
 import type { SvdAdapter } from "../../peft/adalora/layer.js";
 import { readMask } from "../../peft/adalora/layer.js";
 import { adapterTrainable, buildAdaptedVit, isHeadParam } from "../../peft/model.js";
@@ -27,7 +28,7 @@ import { Trainer } from "../../peft/trainer.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { Rng } from "../../util/rng.js";
 import { choiceFlag, intFlag, numberFlag, optionalString, parseFlags, requiredString } from "../args.js";
-import { checkImagesFit, defaultBackboneDir, loadTask, parseNumberList, trainEpochs, withLabels } from "../common.js";
+import { TRAINING_FLAGS, checkImagesFit, defaultBackboneDir, loadTask, normalizationFromFlags, taskFlags, trainEpochs, withLabels } from "../common.js";
 import { prepareOutput } from "../output-dir.js";
 import { Progress } from "../progress.js";
 
@@ -72,12 +73,8 @@ export async function finetune(argv: string[]): Promise<number> {
   const f = parseFlags(
     argv,
     {
+      ...TRAINING_FLAGS,
       model: { type: "string" },
-      dataset: { type: "string" },
-      "data-dir": { type: "string" },
-      classes: { type: "string" },
-      mean: { type: "string" },
-      std: { type: "string" },
       adapter: { type: "string" },
       rank: { type: "string" },
       alpha: { type: "string" },
@@ -88,17 +85,7 @@ export async function finetune(argv: string[]): Promise<number> {
       heat: { type: "string" },
       cool: { type: "string" },
       interval: { type: "string" },
-      epochs: { type: "string" },
-      batch: { type: "string" },
-      lr: { type: "string" },
-      "weight-decay": { type: "string" },
       schedule: { type: "string" },
-      seed: { type: "string" },
-      threads: { type: "string" },
-      out: { type: "string" },
-      force: { type: "boolean" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
     },
     "finetune",
   );
@@ -129,13 +116,8 @@ export async function finetune(argv: string[]): Promise<number> {
   try {
     const base = await loadCheckpoint(modelDir);
     const source = (base.config as Record<string, unknown>)["safl_source"] as { normalization?: { mean: number[]; std: number[] } | null } | undefined;
-    const mean = optionalString(f["mean"]);
-    const std = optionalString(f["std"]);
-    const normalization =
-      mean || std ? { mean: parseNumberList(mean ?? "0", "mean"), std: parseNumberList(std ?? "1", "std") } : (source?.normalization ?? undefined);
-    const classes = optionalString(f["classes"]);
-    const dataDir = optionalString(f["data-dir"]);
-    const task = await loadTask(dataset, { ...(dataDir ? { dataDir } : {}), ...(classes ? { classes } : {}), ...(normalization ? { normalization } : {}) });
+    const normalization = normalizationFromFlags(f) ?? source?.normalization ?? undefined;
+    const task = await loadTask(dataset, { ...taskFlags(f), ...(normalization ? { normalization } : {}) });
     checkImagesFit(task, base.config, `the model in ${modelDir}`);
     const config = withLabels(base.config, task.classes.length, task.classNames);
 
@@ -236,12 +218,8 @@ export async function finetune(argv: string[]): Promise<number> {
 
 /** Parameters the saved adapter holds (active triplets only for the SVD form), head excluded. */
 function countAdapterParams(adapter: Adapter, store: ParamStore): number {
-  let n = 0;
-  for (const m of adapter.modules()) {
-    if (adapter.kind === "adalora") n += readMask(store, m.name).reduce((a, b) => a + b, 0) * (m.inFeatures + m.outFeatures + 1);
-    else n += m.rank * (m.inFeatures + m.outFeatures);
-  }
-  return n;
+  if (adapter.kind === "adalora") return packedParamCount(pack(store, adapter.modules()));
+  return adapter.modules().reduce((n, m) => n + m.rank * (m.inFeatures + m.outFeatures), 0);
 }
 
 function adapterSpecFromFlags(mode: Exclude<Mode, "full" | "head">, f: Record<string, string | boolean | undefined>): AdapterSpec {

@@ -17,7 +17,7 @@ import { Trainer } from "../../peft/trainer.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { Rng } from "../../util/rng.js";
 import { intFlag, numberFlag, optionalString, parseFlags, requiredString } from "../args.js";
-import { checkImagesFit, loadTask, parseNumberList, trainEpochs, withLabels } from "../common.js";
+import { TRAINING_FLAGS, checkImagesFit, loadTask, normalizationFromFlags, taskFlags, trainEpochs, withLabels } from "../common.js";
 import { prepareOutput } from "../output-dir.js";
 import { Progress } from "../progress.js";
 
@@ -45,24 +45,7 @@ Usage: safl pretrain --out <dir> [--dataset mnist] [--classes 0-4] [--preset mic
 export async function pretrain(argv: string[]): Promise<number> {
   const f = parseFlags(
     argv,
-    {
-      dataset: { type: "string" },
-      "data-dir": { type: "string" },
-      classes: { type: "string" },
-      mean: { type: "string" },
-      std: { type: "string" },
-      preset: { type: "string" },
-      epochs: { type: "string" },
-      batch: { type: "string" },
-      lr: { type: "string" },
-      "weight-decay": { type: "string" },
-      seed: { type: "string" },
-      threads: { type: "string" },
-      out: { type: "string" },
-      force: { type: "boolean" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+    { ...TRAINING_FLAGS, preset: { type: "string" } },
     "pretrain",
   );
   if (f["help"]) {
@@ -78,20 +61,13 @@ export async function pretrain(argv: string[]): Promise<number> {
   const weightDecay = numberFlag(f["weight-decay"], "weight-decay", 0.05, 0, 10);
   const seed = intFlag(f["seed"], "seed", 0, 0);
   const threads = intFlag(f["threads"], "threads", 2, 1, 256);
-  const classes = optionalString(f["classes"]);
-  const mean = optionalString(f["mean"]);
-  const std = optionalString(f["std"]);
-  const normalization = mean || std ? { mean: parseNumberList(mean ?? "0", "mean"), std: parseNumberList(std ?? "1", "std") } : undefined;
+  const normalization = normalizationFromFlags(f);
   const preset = presetConfig(presetName);
   const pending = await prepareOutput(out, Boolean(f["force"]));
 
   const runtime = new NodeRuntime({ threads });
   try {
-    const task = await loadTask(dataset, {
-      ...(optionalString(f["data-dir"]) ? { dataDir: optionalString(f["data-dir"])! } : {}),
-      ...(classes ? { classes } : {}),
-      ...(normalization ? { normalization } : {}),
-    });
+    const task = await loadTask(dataset, { ...taskFlags(f), ...(normalization ? { normalization } : {}) });
     checkImagesFit(task, preset.config, `preset ${presetName}`);
     const config = withLabels(preset.config, task.classes.length, task.classNames);
     const model = buildVit(config);
