@@ -3,7 +3,7 @@
  * backbone's target task for every mode and seed and prints a markdown table (mean ± std of test
  * accuracy over seeds, the untrained-head baseline, trained and adapter parameters, seconds).
  *
- *   node dist/bench/finetune-table.js [--epochs 1] [--seeds 0,1,2] [--modes head,lora,ffa-lora,adalora,full]
+ *   node dist/bench/finetune-table.js [--epochs 1] [--seeds 0,1,2] [--modes head,lora,ffa-lora,adalora,full] [--lr x]
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-const { values } = parseArgs({ options: { epochs: { type: "string" }, seeds: { type: "string" }, modes: { type: "string" }, threads: { type: "string" } } });
+const { values } = parseArgs({ options: { epochs: { type: "string" }, seeds: { type: "string" }, modes: { type: "string" }, threads: { type: "string" }, lr: { type: "string" } } });
 const epochs = values.epochs ?? "1";
 const seeds = (values.seeds ?? "0,1,2").split(",");
 const modes = (values.modes ?? "head,lora,ffa-lora,adalora,full").split(",");
@@ -42,7 +42,7 @@ try {
   for (const mode of modes) {
     const runs: Summary[] = [];
     for (const seed of seeds) {
-      const args = ["bin/safl.js", "finetune", "--classes", "5-9", "--adapter", mode, "--epochs", epochs, "--seed", seed, "--threads", values.threads ?? "2", "--out", join(tmp, `${mode}-${seed}`), "--json"];
+      const args = ["bin/safl.js", "finetune", "--classes", "5-9", "--adapter", mode, "--epochs", epochs, "--seed", seed, "--threads", values.threads ?? "2", "--out", join(tmp, `${mode}-${seed}`), "--json", ...(values.lr ? ["--lr", values.lr] : [])];
       const r = spawnSync(process.execPath, args, { cwd: root, encoding: "utf8" });
       if (r.status !== 0) throw new Error(`safl ${args.slice(1).join(" ")} failed:\n${r.stderr}`);
       runs.push(JSON.parse(r.stdout.trim().split("\n").pop()!) as Summary);
