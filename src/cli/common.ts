@@ -1,36 +1,24 @@
 /**
  * @module cli/common
- * What the training commands share: where the default backbone lives, loading a task (dataset, class
- * filter, normalization), loading a model with an optional adapter, and running epochs with progress
- * and a test evaluation after each.
+ * What the training commands share: where the default backbone lives, the shared flags, loading a
+ * model with an optional adapter, and running epochs with progress and a test evaluation after each.
  */
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { type DatasetSplits, type ImageDataset, batches, filterClasses, normalize, parseClassList } from "../data/dataset.js";
-import { loadDataset } from "../data/load.js";
-import { ErrorCode, SaflError, argError } from "../errors.js";
+import { batches } from "../data/dataset.js";
+import { type Normalization, type Task, withLabels } from "../data/task.js";
+import { argError, ErrorCode, SaflError } from "../errors.js";
 import { loadCheckpoint } from "../io/checkpoint.js";
 import { applyAdapter, loadAdapter } from "../io/peft-adapter.js";
 import type { VitConfig } from "../nn/config.js";
 import type { EvalResult, Evaluator } from "../nn/evaluate.js";
 import { ParamStore } from "../nn/params.js";
-import { type VitGraph, buildVit } from "../nn/vit.js";
+import { buildVit, type VitGraph } from "../nn/vit.js";
 import { buildAdaptedVit } from "../peft/model.js";
 import type { Trainer } from "../peft/trainer.js";
 import { Rng } from "../util/rng.js";
 import { type FlagSpec, optionalString } from "./args.js";
 import type { Progress } from "./progress.js";
 
-/** The repository root (dist/src/cli → ../../..). */
-export const packageRoot = (): string => fileURLToPath(new URL("../../../", import.meta.url));
-
-/** The shipped default backbone (made by `safl pretrain`, see docs/pretraining.md). */
-export const defaultBackboneDir = (): string => join(packageRoot(), "models", "vit-micro-mnist-0-4");
-
-export interface Normalization {
-  readonly mean: readonly number[];
-  readonly std: readonly number[];
-}
+export { defaultBackboneDir, packageRoot } from "../io/paths.js";
 
 export function parseNumberList(value: string, flag: string): number[] {
   const parts = value.split(",").map((s) => Number(s.trim()));
@@ -73,44 +61,6 @@ export function taskFlags(f: Flags): { dataDir?: string; classes?: string } {
   return { ...(dataDir ? { dataDir } : {}), ...(classes ? { classes } : {}) };
 }
 
-export interface Task {
-  readonly train: ImageDataset;
-  readonly test: ImageDataset;
-  readonly dataset: string;
-  /** Original class ids, in label order. */
-  readonly classes: readonly number[];
-  readonly classNames: readonly string[];
-  readonly normalization: Normalization | undefined;
-}
-
-/** Loads a dataset, keeps `classes` (all when undefined) and applies the normalization. */
-export async function loadTask(dataset: string, opts: { dataDir?: string; classes?: string; normalization?: Normalization }): Promise<Task> {
-  const splits: DatasetSplits = await loadDataset(dataset, opts.dataDir === undefined ? {} : { dataDir: opts.dataDir });
-  let { train, test } = splits;
-  if (opts.classes !== undefined) {
-    const keep = parseClassList(opts.classes);
-    train = filterClasses(train, keep);
-    test = filterClasses(test, keep);
-  }
-  if (opts.normalization) {
-    train = normalize(train, opts.normalization.mean, opts.normalization.std);
-    test = normalize(test, opts.normalization.mean, opts.normalization.std);
-  }
-  const classNames = train.classes.map((c, i) => train.classNames?.[i] ?? String(c));
-  return { train, test, dataset, classes: train.classes, classNames, normalization: opts.normalization };
-}
-
-/** Fails unless the task's images fit the model's input. */
-export function checkImagesFit(task: Task, config: VitConfig, what: string): void {
-  const t = task.train;
-  if (t.channels !== config.num_channels || t.height !== config.image_size || t.width !== config.image_size) {
-    throw new SaflError(
-      ErrorCode.Shape,
-      `${task.dataset} images are ${t.channels}x${t.height}x${t.width}, but ${what} expects ${config.num_channels}x${config.image_size}x${config.image_size}`,
-    );
-  }
-}
-
 export interface LoadedModel {
   readonly config: VitConfig;
   readonly model: VitGraph;
@@ -128,13 +78,6 @@ export async function loadModel(modelDir: string, adapterDir?: string): Promise<
   for (const n of ckpt.params.names()) if (!n.startsWith("classifier.")) store.set(n, ckpt.params.shape(n), ckpt.params.get(n));
   applyAdapter(loaded, adapter, store);
   return { config, model, store };
-}
-
-/** A copy of `config` for a task with `numLabels` classes (id2label from names when given). */
-export function withLabels(config: VitConfig, numLabels: number, names: readonly string[] | undefined): VitConfig {
-  const id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), names?.[i] ?? `LABEL_${i}`]));
-  const label2id = Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)]));
-  return { ...config, num_labels: numLabels, id2label, label2id };
 }
 
 export interface EpochLog {

@@ -3,17 +3,19 @@
  * The `safl` command: dispatches subcommands and turns errors into one message and an exit code
  * (a SaflError's code picks the exit code; anything else is a bug and prints its stack).
  */
-import { SaflError, exitCodeFor } from "../errors.js";
+import { exitCodeFor, SaflError } from "../errors.js";
 import { benchStep, benchStepHelp } from "./commands/bench-step.js";
 import { finetune } from "./commands/finetune.js";
 import { predict } from "./commands/predict.js";
 import { pretrain } from "./commands/pretrain.js";
+import { simulateCommand } from "./commands/simulate.js";
 
 const usage = `safl — federated fine-tuning of ViTs with LoRA adapters (SA-FedLoRA)
 
 Usage: safl <command> [options]
 
 Commands:
+  simulate     run a federated simulation (the main job; SA-FedLoRA on the default backbone)
   bench step   time a training/eval step of a preset ViT (images/s, GFLOP/s)
   pretrain     train a ViT from scratch on a source task (makes a backbone)
   finetune     centralized fine-tuning with lora, ffa-lora, adalora or all weights
@@ -37,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === "predict") return await predict(rest);
     if (cmd === "pretrain") return await pretrain(rest);
     if (cmd === "finetune") return await finetune(rest);
+    if (cmd === "simulate") return await simulateCommand(rest);
     console.error(`safl: unknown command "${cmd}"\n\n${usage}`);
     return 2;
   } catch (e) {

@@ -8,6 +8,8 @@
 import { argError } from "../errors.js";
 
 export interface Optimizer {
+  /** Learning rate of the next step (mutable, for schedules and per-round client settings). */
+  lr: number;
   /** Applies one update to every parameter that has a gradient. */
   step(params: ReadonlyMap<string, Float32Array>, grads: ReadonlyMap<string, Float32Array>): void;
   /** Drops all state (moments, step count). */

@@ -13,9 +13,9 @@ import type { ParamStore } from "../nn/params.js";
 import { TrainStep } from "../nn/train.js";
 import type { VitGraph } from "../nn/vit.js";
 import type { Runtime } from "../runtime/runtime.js";
-import type { Adapter } from "./adapter.js";
 import { ImportanceTracker } from "./adalora/importance.js";
-import { type SvdAdapter, freezeMaskedEntries } from "./adalora/layer.js";
+import { freezeMaskedEntries, type SvdAdapter } from "./adalora/layer.js";
+import type { Adapter } from "./adapter.js";
 import { adapterLoss } from "./model.js";
 
 export interface TrainerOptions {
@@ -64,6 +64,21 @@ export class Trainer {
 
   get stepCount(): number {
     return this.steps;
+  }
+
+  /**
+   * Forgets everything learned from past steps (optimizer moments, importance statistics, the step
+   * count), so one compiled trainer can serve a new local training run — a federated client's round.
+   */
+  reset(): void {
+    this.opts.optimizer.reset();
+    this.importance?.reset();
+    this.steps = 0;
+  }
+
+  /** The optimizer (its `lr` may be set between runs). */
+  get optimizer(): Optimizer {
+    return this.opts.optimizer;
   }
 
   /** One optimizer step on a full batch; returns the loss before the update. */

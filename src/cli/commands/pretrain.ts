@@ -6,9 +6,10 @@
  * command (docs/pretraining.md has the exact invocation).
  */
 import { join } from "node:path";
+import { checkImagesFit, loadTask, withLabels } from "../../data/task.js";
 import { saveCheckpoint } from "../../io/checkpoint.js";
-import { Evaluator } from "../../nn/evaluate.js";
 import { presetConfig } from "../../nn/config.js";
+import { Evaluator } from "../../nn/evaluate.js";
 import { warmupCosineLr } from "../../nn/lr-schedule.js";
 import { AdamW } from "../../nn/optim.js";
 import { ParamStore } from "../../nn/params.js";
@@ -17,7 +18,7 @@ import { Trainer } from "../../peft/trainer.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { Rng } from "../../util/rng.js";
 import { intFlag, numberFlag, optionalString, parseFlags, requiredString } from "../args.js";
-import { TRAINING_FLAGS, checkImagesFit, loadTask, normalizationFromFlags, taskFlags, trainEpochs, withLabels } from "../common.js";
+import { normalizationFromFlags, TRAINING_FLAGS, taskFlags, trainEpochs } from "../common.js";
 import { prepareOutput } from "../output-dir.js";
 import { Progress } from "../progress.js";
 

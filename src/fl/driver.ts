@@ -1,0 +1,247 @@
+/**
+ * @module fl/driver
+ * The one loop every strategy runs under. Per round: sample clients (seeded), ask the strategy for
+ * the round's messages, encode them, send them through the grid, decode and validate every reply
+ * (a malformed, stale or failed reply is logged as a failure and left out), let the strategy
+ * aggregate the accepted ones, evaluate the global model on the server, and log a RoundRecord with
+ * the exact traffic — counted from the encoded bytes — next to what FedAvg would have sent for the
+ * same sampled clients.
+ */
+import { argError } from "../errors.js";
+import type { ParamStore } from "../nn/params.js";
+import { Rng } from "../util/rng.js";
+import { validateReply } from "./aggregate.js";
+import type { Grid, GridReply } from "./grid.js";
+import { type Instruction, instructionConfig } from "./instruction.js";
+import { addTraffic, NO_TRAFFIC, type RoundRecord, type RoundTiming, type Traffic } from "./records.js";
+import type { AcceptedReply, LocalTraining, Strategy } from "./strategy.js";
+import { decodeMessage, encodedBreakdown, encodeMessage, messageParamCount, type PayloadDType, type WireMessage } from "./wire.js";
+
+export interface EvalResult {
+  readonly accuracy: number;
+  readonly loss: number;
+}
+
+export interface DriverOptions {
+  readonly rounds: number;
+  /** Clients sampled per round (all of them when it exceeds the grid's size). */
+  readonly clientsPerRound: number;
+  /** Seed of client sampling. */
+  readonly seed: number;
+  readonly dtype: PayloadDType;
+  /** Server-side evaluation of the global model (plain ViT weights). */
+  readonly evaluate?: (weights: ParamStore) => Promise<EvalResult>;
+  /** Evaluate on the server every n rounds (and always after the last); 0 = only after the last. */
+  readonly evalEvery: number;
+  /** Ask the round's clients to evaluate on their local data every n rounds; 0 = never. */
+  readonly clientEvalEvery: number;
+  /** Local training settings, for FedAvg's reference messages. */
+  readonly training: LocalTraining;
+  /** Called with each round's record as soon as it is complete. */
+  readonly onRound?: (record: RoundRecord) => void;
+  /** Called when a round starts (for progress display). */
+  readonly onRoundStart?: (round: number) => void;
+}
+
+const now = (): number => globalThis.performance.now() / 1000;
+
+/** `m` distinct clients drawn uniformly (partial Fisher–Yates), returned in the grid's order. */
+export function sampleClients(rng: Rng, ids: readonly string[], m: number): string[] {
+  const idx = Array.from(ids.keys());
+  const k = Math.min(m, idx.length);
+  for (let i = 0; i < k; i++) {
+    const j = i + rng.int(idx.length - i);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  return idx
+    .slice(0, k)
+    .sort((a, b) => a - b)
+    .map((i) => ids[i]!);
+}
+
+/**
+ * What FedAvg would send to and receive from `clients` this round: the full model both ways, in the
+ * same encoding (sizes are measured, not allocated).
+ */
+export function fedavgTraffic(model: ParamStore, round: number, clients: readonly string[], training: LocalTraining, dtype: PayloadDType): Traffic {
+  const names = model.names().filter((n) => !n.startsWith("prox:"));
+  const tensors = names.map((name) => ({ name, shape: model.shape(name), data: model.get(name) }));
+  let bytes = 0;
+  for (const clientId of clients) {
+    const instr: Instruction = { task: "train", mode: "full", adapterSpec: undefined, ...training, mu: 0, seed: 0, initSeed: 0, baseVersion: 0 };
+    const down: WireMessage = { kind: "broadcast", round, clientId, config: instructionConfig(instr), tensors, packed: [], scores: [] };
+    const up: WireMessage = { kind: "reply", round, clientId, sampleCount: 1, metrics: { trainLoss: 0, steps: 0 }, tensors, packed: [], scores: [] };
+    bytes += encodedBreakdown(down, { dtype }).total + encodedBreakdown(up, { dtype }).total;
+  }
+  const params = names.reduce((n, name) => n + model.get(name).length, 0);
+  return { params: 2 * params * clients.length, bytes };
+}
+
+interface Exchange {
+  readonly accepted: AcceptedReply[];
+  readonly failures: { clientId: string; reason: string }[];
+  readonly down: Traffic;
+  readonly up: Traffic;
+  readonly codec: number;
+  readonly compute: number;
+  readonly gridSeconds: number;
+}
+
+/** Encodes, sends, decodes and (optionally) validates one batch of messages. */
+async function exchange(
+  grid: Grid,
+  messages: readonly WireMessage[],
+  dtype: PayloadDType,
+  validate: (msg: WireMessage) => { ok: true } | { ok: false; reason: string },
+): Promise<Exchange> {
+  let codec = 0;
+  let t = now();
+  const requests = messages.map((m) => ({ clientId: m.clientId!, payload: encodeMessage(m, { dtype }) }));
+  let down = NO_TRAFFIC;
+  requests.forEach((r, i) => {
+    down = addTraffic(down, { params: messageParamCount(messages[i]!), bytes: r.payload.length });
+  });
+  codec += now() - t;
+  t = now();
+  const replies: GridReply[] = await grid.send(requests);
+  const gridSeconds = now() - t;
+  t = now();
+  const accepted: AcceptedReply[] = [];
+  const failures: { clientId: string; reason: string }[] = [];
+  let up = NO_TRAFFIC;
+  let compute = 0;
+  if (replies.length !== requests.length) throw new Error(`grid answered ${replies.length} of ${requests.length} requests`);
+  replies.forEach((r, i) => {
+    const clientId = requests[i]!.clientId;
+    if ("error" in r) {
+      failures.push({ clientId, reason: r.error });
+      return;
+    }
+    compute += r.computeSeconds ?? 0;
+    let msg: WireMessage;
+    try {
+      msg = decodeMessage(r.payload);
+    } catch (e) {
+      up = addTraffic(up, { params: 0, bytes: r.payload.length });
+      failures.push({ clientId, reason: `malformed reply: ${e instanceof Error ? e.message : String(e)}` });
+      return;
+    }
+    up = addTraffic(up, { params: messageParamCount(msg), bytes: r.payload.length });
+    if (msg.clientId !== clientId) {
+      failures.push({ clientId, reason: `reply names client "${msg.clientId}"` });
+      return;
+    }
+    const v = validate(msg);
+    if (v.ok) accepted.push({ clientId, message: msg });
+    else failures.push({ clientId, reason: v.reason });
+  });
+  codec += now() - t;
+  return { accepted, failures, down, up, codec, compute, gridSeconds };
+}
+
+/** Sample-weighted mean of a metric over replies that report it. */
+function weightedMetric(replies: readonly AcceptedReply[], key: string): number | undefined {
+  let sum = 0;
+  let weight = 0;
+  for (const r of replies) {
+    const v = r.message.metrics?.[key];
+    const w = r.message.sampleCount ?? 0;
+    if (v === undefined || !Number.isFinite(v) || w <= 0) continue;
+    sum += v * w;
+    weight += w;
+  }
+  return weight > 0 ? sum / weight : undefined;
+}
+
+/** Runs `opts.rounds` rounds of `strategy` over `grid` and returns one record per round. */
+export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOptions): Promise<RoundRecord[]> {
+  const ids = grid.clientIds();
+  if (ids.length === 0) throw argError("the grid has no clients");
+  if (!Number.isInteger(opts.clientsPerRound) || opts.clientsPerRound < 1) throw argError(`clientsPerRound must be a positive integer, got ${opts.clientsPerRound}`);
+  const rng = new Rng(opts.seed);
+  const records: RoundRecord[] = [];
+  let cumDown = NO_TRAFFIC;
+  let cumUp = NO_TRAFFIC;
+  let cumFedavg = NO_TRAFFIC;
+  for (let round = 1; round <= opts.rounds; round++) {
+    opts.onRoundStart?.(round);
+    const start = now();
+    const sampled = sampleClients(rng, ids, opts.clientsPerRound);
+    const plan = strategy.configureTrain(round, sampled);
+    const ex = await exchange(grid, plan.messages, opts.dtype, (m) => validateReply(m, plan.expectation));
+    let t = now();
+    if (ex.accepted.length > 0) strategy.aggregateTrain(round, ex.accepted);
+    const aggregateSeconds = now() - t;
+
+    let evaluateSeconds = 0;
+    let test: EvalResult | undefined;
+    const global = strategy.globalModel();
+    if (opts.evaluate && ((opts.evalEvery > 0 && round % opts.evalEvery === 0) || round === opts.rounds)) {
+      t = now();
+      test = await opts.evaluate(global);
+      evaluateSeconds = now() - t;
+    }
+    let clientEval: { accuracy?: number; loss?: number; traffic: Traffic; seconds: number; codec: number; compute: number } = {
+      traffic: NO_TRAFFIC,
+      seconds: 0,
+      codec: 0,
+      compute: 0,
+    };
+    if (opts.clientEvalEvery > 0 && round % opts.clientEvalEvery === 0) {
+      t = now();
+      const ev = await exchange(grid, strategy.configureEvaluate(round, sampled), opts.dtype, (m) =>
+        m.failure !== undefined ? { ok: false, reason: m.failure } : m.round !== round ? { ok: false, reason: `evaluation reply for round ${m.round}` } : { ok: true },
+      );
+      const accuracy = weightedMetric(ev.accepted, "accuracy");
+      const loss = weightedMetric(ev.accepted, "loss");
+      clientEval = {
+        ...(accuracy !== undefined ? { accuracy } : {}),
+        ...(loss !== undefined ? { loss } : {}),
+        traffic: addTraffic(ev.down, ev.up),
+        seconds: now() - t,
+        codec: ev.codec + Math.max(0, ev.gridSeconds - ev.compute),
+        compute: ev.compute,
+      };
+    }
+    const fedavg = fedavgTraffic(global, round, sampled, opts.training, opts.dtype);
+    cumDown = addTraffic(cumDown, ex.down);
+    cumUp = addTraffic(cumUp, ex.up);
+    cumFedavg = addTraffic(cumFedavg, fedavg);
+    const seconds = now() - start;
+    const clientTrain = ex.compute + clientEval.compute;
+    const codec = ex.codec + Math.max(0, ex.gridSeconds - ex.compute) + clientEval.codec;
+    const timing: RoundTiming = {
+      clientTrain,
+      evaluate: evaluateSeconds,
+      codec,
+      aggregate: aggregateSeconds,
+      other: Math.max(0, seconds - clientTrain - evaluateSeconds - codec - aggregateSeconds),
+    };
+    const trainLoss = weightedMetric(ex.accepted, "trainLoss");
+    const record: RoundRecord = {
+      round,
+      stage: plan.info.stage,
+      ...(plan.info.phase ? { phase: plan.info.phase } : {}),
+      ...(plan.info.budget !== undefined ? { budget: plan.info.budget } : {}),
+      ...(plan.info.ranks ? { ranks: plan.info.ranks } : {}),
+      sampled: sampled.length,
+      accepted: ex.accepted.length,
+      failures: ex.failures,
+      ...(test ? { testAccuracy: test.accuracy, testLoss: test.loss } : {}),
+      ...(trainLoss !== undefined ? { trainLoss } : {}),
+      ...(clientEval.accuracy !== undefined ? { clientAccuracy: clientEval.accuracy } : {}),
+      ...(clientEval.loss !== undefined ? { clientLoss: clientEval.loss } : {}),
+      down: ex.down,
+      up: ex.up,
+      evalTraffic: clientEval.traffic,
+      cumulativeDown: cumDown,
+      cumulativeUp: cumUp,
+      fedavgCumulative: cumFedavg,
+      seconds,
+      timing,
+    };
+    records.push(record);
+    opts.onRound?.(record);
+  }
+  return records;
+}

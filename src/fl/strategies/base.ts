@@ -1,0 +1,41 @@
+/**
+ * @module fl/strategies/base
+ * The frozen backbone an adapter strategy trains on, and which clients already hold it. Version 0
+ * is the pre-trained backbone every client starts with; a later version (SA-FedLoRA's initiating
+ * stage result) is sent in full to each client the first time it takes part, and the bytes count.
+ */
+import type { ParamStore } from "../../nn/params.js";
+import { baseTensorName } from "../instruction.js";
+import type { WireTensor } from "../wire.js";
+
+export class FrozenBase {
+  private readonly holders = new Set<string>();
+  /** Clients that were sent this base. */
+  downloads = 0;
+
+  /**
+   * @param version 0 for the pre-trained backbone, ≥ 1 for a base the run produced
+   * @param store backbone weights (head entries, if present, are ignored)
+   */
+  constructor(
+    readonly version: number,
+    readonly store: ParamStore,
+  ) {}
+
+  /** Backbone parameter names (everything but the head). */
+  get names(): string[] {
+    return this.store.names().filter((n) => !n.startsWith("classifier.") && !n.startsWith("prox:"));
+  }
+
+  /** The base tensors to attach for `clientId` (none when it has them). */
+  tensorsFor(clientId: string): WireTensor[] {
+    if (this.version === 0 || this.holders.has(clientId)) return [];
+    this.downloads++;
+    return this.names.map((n) => ({ name: baseTensorName(n), shape: this.store.shape(n), data: this.store.get(n) }));
+  }
+
+  /** Records that `clientId` has the base (after a reply proved it trained on it). */
+  received(clientId: string): void {
+    if (this.version !== 0) this.holders.add(clientId);
+  }
+}

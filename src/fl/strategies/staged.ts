@@ -1,0 +1,47 @@
+/**
+ * @module fl/strategies/staged
+ * Two strategies run one after the other: the first for its rounds, then the second, built from the
+ * first's final global model. SA-FedLoRA is a FedProx initiating stage followed by the annealing
+ * stage on the resulting weights as the new frozen base — composed, not inherited.
+ */
+import type { ParamStore } from "../../nn/params.js";
+import type { AcceptedReply, Strategy, TrainPlan } from "../strategy.js";
+import type { WireMessage } from "../wire.js";
+
+export class StagedStrategy implements Strategy {
+  private second: Strategy | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly first: Strategy,
+    /** Rounds 1..firstRounds belong to the first strategy. */
+    private readonly firstRounds: number,
+    private readonly makeSecond: (firstGlobal: ParamStore) => Strategy,
+  ) {}
+
+  private at(round: number): Strategy {
+    if (round <= this.firstRounds) return this.first;
+    this.second ??= this.makeSecond(this.first.globalModel());
+    return this.second;
+  }
+
+  configureTrain(round: number, clients: readonly string[]): TrainPlan {
+    return this.at(round).configureTrain(round, clients);
+  }
+
+  aggregateTrain(round: number, replies: readonly AcceptedReply[]): void {
+    this.at(round).aggregateTrain(round, replies);
+  }
+
+  configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {
+    return this.at(round).configureEvaluate(round, clients);
+  }
+
+  globalModel(): ParamStore {
+    return (this.second ?? this.first).globalModel();
+  }
+
+  summary(): Record<string, unknown> {
+    return { firstStage: this.first.summary(), ...(this.second ? { secondStage: this.second.summary() } : {}) };
+  }
+}

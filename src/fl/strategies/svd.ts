@@ -1,0 +1,213 @@
+/**
+ * @module fl/strategies/svd
+ * Adaptive-rank federated training with the SVD-form adapter ΔW = P·diag(λ⊙m)·Q·α/r₀ on a frozen
+ * base: the annealing stage of SA-FedLoRA, and federated AdaLoRA (the same with no initiating stage).
+ *
+ * Per round t of the annealing stage, the budget b(t) follows heating / cubic decay / cooling
+ * (peft/adalora/schedule). Clients compute AdaLoRA triplet scores during their local steps and send
+ * them with their active triplets; the server averages the scores (sample-weighted), smooths them
+ * across rounds, and before the next round keeps the top b(t) triplets over all modules: one global
+ * mask that every client of the round uses, so triplets are averaged entry by entry. Masked triplets
+ * stay on the server with their last values and are sent again if a later mask revives them; in
+ * cooling the mask is frozen. Only active triplets, the head and the scores cross the network.
+ *
+ * Optionally the first `initiatingRounds` rounds train every triplet with a proximal term (the
+ * "LoRA-only initiating stage" reading of the paper).
+ */
+import { argError } from "../../errors.js";
+import type { VitConfig } from "../../nn/config.js";
+import type { ParamStore } from "../../nn/params.js";
+import { allocate } from "../../peft/adalora/allocator.js";
+import type { ModuleScores } from "../../peft/adalora/importance.js";
+import { type SvdAdapter, writeMask } from "../../peft/adalora/layer.js";
+import { activeCount, packModule, unpackModule } from "../../peft/adalora/pack.js";
+import { budgetSchedule, type SchedulePhase } from "../../peft/adalora/schedule.js";
+import { mergeAdapter } from "../../peft/merge.js";
+import type { AdapterSpec } from "../../peft/registry.js";
+import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
+import type { Instruction } from "../instruction.js";
+import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
+import type { RoundInfo } from "../strategy.js";
+import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
+import type { WireMessage } from "../wire.js";
+import type { FrozenBase } from "./base.js";
+
+/** How the global mask is chosen from the averaged scores. */
+export type Selection = "top-b" | "per-module";
+
+export interface SvdStrategyOptions {
+  readonly name: string;
+  readonly config: VitConfig;
+  readonly spec: AdapterSpec & { readonly kind: "adalora" };
+  readonly base: FrozenBase;
+  /** The head to start from (classifier.* entries). */
+  readonly head: ParamStore;
+  readonly training: LocalTraining;
+  readonly seed: number;
+  readonly initSeed: number;
+  /** The global round number of this strategy's first round. */
+  readonly firstRound: number;
+  /** Rounds this strategy runs (adapter-initiating rounds included). */
+  readonly rounds: number;
+  /** Leading rounds that train every triplet with the proximal term μ (0: none). */
+  readonly initiatingRounds: number;
+  readonly mu: number;
+  /** Annealing rounds at the full budget, and final rounds at the target budget with a frozen mask. */
+  readonly heatRounds: number;
+  readonly coolRounds: number;
+  /** true: no annealing, the budget stays r₀ × modules (use initRank = the fixed rank). */
+  readonly fixedRank: boolean;
+  /** β of the server's score smoothing S ← β·S + (1−β)·S_round (0: this round's average only). */
+  readonly scoreSmoothing: number;
+  readonly selection: Selection;
+}
+
+export class SvdStrategy implements Strategy {
+  readonly name: string;
+  private readonly rm: RoundModel;
+  private readonly adapter: SvdAdapter;
+  private readonly values: ParamStore;
+  private readonly headNames: string[];
+  private readonly schedule: { budget(t: number): number; phase(t: number): SchedulePhase } | undefined;
+  private readonly b0: number;
+  private readonly bT: number;
+  private scores: ModuleScores[] | undefined;
+  private masks: Map<string, Uint8Array>;
+  private frozenMask = false;
+  private readonly budgets: number[] = [];
+
+  constructor(private readonly opts: SvdStrategyOptions) {
+    this.name = opts.name;
+    this.rm = buildRoundModel(opts.config, "adalora", opts.spec);
+    this.adapter = this.rm.adapter as SvdAdapter;
+    this.values = opts.head.clone();
+    this.headNames = this.values.names().filter((n) => n.startsWith("classifier."));
+    initAdapterValues(this.rm, this.values, opts.initSeed);
+    const modules = this.adapter.modules();
+    this.b0 = opts.spec.initRank * modules.length;
+    this.bT = opts.spec.targetRank * modules.length;
+    this.masks = new Map(modules.map((m) => [m.name, new Uint8Array(m.rank).fill(1)]));
+    const annealRounds = opts.rounds - opts.initiatingRounds;
+    if (annealRounds < 1) throw argError(`${opts.name}: ${opts.rounds} rounds leave no annealing round after ${opts.initiatingRounds} initiating rounds`);
+    if (!(opts.scoreSmoothing >= 0 && opts.scoreSmoothing < 1)) throw argError(`scoreSmoothing must be in [0, 1), got ${opts.scoreSmoothing}`);
+    this.schedule = opts.fixedRank
+      ? undefined
+      : budgetSchedule({ initialBudget: this.b0, targetBudget: this.bT, rounds: annealRounds, heatRounds: opts.heatRounds, coolRounds: opts.coolRounds });
+  }
+
+  /** The round's stage, phase and budget; `t` is 1-based within this strategy. */
+  private plan(round: number): RoundInfo & { readonly budget: number } {
+    const t = round - this.opts.firstRound + 1;
+    if (t < 1 || t > this.opts.rounds) throw new Error(`${this.name}: round ${round} is outside its rounds ${this.opts.firstRound}..${this.opts.firstRound + this.opts.rounds - 1}`);
+    if (t <= this.opts.initiatingRounds) return { stage: "initiating", budget: this.b0 };
+    if (!this.schedule) return { stage: "annealing", budget: this.b0 };
+    const a = t - this.opts.initiatingRounds;
+    return { stage: "annealing", phase: this.schedule.phase(a), budget: this.schedule.budget(a) };
+  }
+
+  /** Sets this round's global mask (before any message is built). */
+  private updateMask(info: RoundInfo & { readonly budget: number }): void {
+    if (this.frozenMask) return;
+    if (info.budget === this.b0) {
+      for (const m of this.masks.values()) m.fill(1);
+    } else {
+      const scores = this.scores ?? this.adapter.modules().map((m) => ({ module: m.name, scores: new Float64Array(m.rank) }));
+      this.masks = this.opts.selection === "top-b" ? new Map(allocate(scores, info.budget).masks) : perModuleAllocation(scores, info.budget);
+    }
+    if (info.phase === "cooling") this.frozenMask = true;
+    for (const [module, mask] of this.masks) writeMask(this.values, module, mask);
+  }
+
+  private instruction(task: "train" | "evaluate", round: number, clientId: string, mu: number): Instruction {
+    const o = this.opts;
+    return { task, mode: "adalora", adapterSpec: o.spec, ...o.training, mu, seed: clientSeed(o.seed, round, clientId), initSeed: o.initSeed, baseVersion: o.base.version };
+  }
+
+  private messages(task: "train" | "evaluate", round: number, clients: readonly string[], mu: number): WireMessage[] {
+    const head = storeTensors(this.values, this.headNames);
+    const packed = this.adapter.modules().map((m) => packModule(this.values, m));
+    return clients.map((c) => broadcast(round, c, this.instruction(task, round, c, mu), [...this.opts.base.tensorsFor(c), ...head], packed));
+  }
+
+  configureTrain(round: number, clients: readonly string[]): TrainPlan {
+    const info = this.plan(round);
+    this.updateMask(info);
+    this.budgets.push(info.budget);
+    const modules = this.adapter.modules();
+    const ranks = Object.fromEntries(modules.map((m) => [m.name, activeCount(this.masks.get(m.name)!)]));
+    const budget = Object.values(ranks).reduce((a, b) => a + b, 0);
+    if (budget !== info.budget) throw new Error(`${this.name}: mask keeps ${budget} triplets, the schedule says ${info.budget}`);
+    const expectation: ReplyExpectation = {
+      round,
+      tensors: shapesOf(this.values, this.headNames),
+      packed: new Map(modules.map((m) => [m.name, { inFeatures: m.inFeatures, outFeatures: m.outFeatures, mask: this.masks.get(m.name)! }])),
+      scores: new Map(modules.map((m) => [m.name, m.rank])),
+    };
+    const mu = info.stage === "initiating" ? this.opts.mu : 0;
+    return { messages: this.messages("train", round, clients, mu), expectation, info: { ...info, ranks } };
+  }
+
+  aggregateTrain(_round: number, replies: readonly AcceptedReply[]): void {
+    const agg = aggregateReplies(replies.map((r) => r.message));
+    for (const t of agg.tensors) this.values.set(t.name, t.shape, t.data);
+    for (const p of agg.packed) unpackModule(p, this.values);
+    const beta = this.opts.scoreSmoothing;
+    const prev = this.scores ? new Map(this.scores.map((s) => [s.module, s.scores])) : undefined;
+    this.scores = agg.scores.map((s) => {
+      const old = prev?.get(s.module);
+      const fresh = Float64Array.from(s.scores);
+      if (!old || beta === 0) return { module: s.module, scores: fresh };
+      return { module: s.module, scores: fresh.map((v, i) => beta * old[i]! + (1 - beta) * v) };
+    });
+    for (const r of replies) this.opts.base.received(r.clientId);
+  }
+
+  configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {
+    return this.messages("evaluate", round, clients, 0);
+  }
+
+  globalModel(): ParamStore {
+    const merged = mergeAdapter(this.opts.base.store, this.adapter, this.values);
+    for (const n of this.headNames) merged.set(n, this.values.shape(n), this.values.get(n));
+    return merged;
+  }
+
+  /** Active triplets per module of the current mask. */
+  ranks(): Record<string, number> {
+    return Object.fromEntries([...this.masks].map(([m, mask]) => [m, activeCount(mask)]));
+  }
+
+  summary(): Record<string, unknown> {
+    return {
+      adapter: this.opts.spec,
+      initialBudget: this.b0,
+      targetBudget: this.bT,
+      finalRanks: this.ranks(),
+      baseDownloads: this.opts.base.downloads,
+      scoreSmoothing: this.opts.scoreSmoothing,
+      selection: this.opts.selection,
+    };
+  }
+}
+
+/**
+ * The alternative to global top-b: every module keeps ⌊b/M⌋ triplets by its own scores, and the
+ * remaining b mod M go to the modules with the highest total score (ties by module order).
+ */
+export function perModuleAllocation(scores: readonly ModuleScores[], budget: number): Map<string, Uint8Array> {
+  const M = scores.length;
+  const each = Math.floor(budget / M);
+  const extra = budget - each * M;
+  const totals = scores.map((s, i) => ({ i, total: s.scores.reduce((a, b) => a + b, 0) }));
+  totals.sort((a, b) => b.total - a.total || a.i - b.i);
+  const bonus = new Set(totals.slice(0, extra).map((t) => t.i));
+  return new Map(
+    scores.map((s, i) => {
+      const k = Math.min(s.scores.length, each + (bonus.has(i) ? 1 : 0));
+      const order = [...s.scores.keys()].sort((a, b) => s.scores[b]! - s.scores[a]! || a - b);
+      const mask = new Uint8Array(s.scores.length);
+      for (const j of order.slice(0, k)) mask[j] = 1;
+      return [s.module, mask];
+    }),
+  );
+}

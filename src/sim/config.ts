@@ -1,0 +1,172 @@
+/**
+ * @module sim/config
+ * The run config of a simulation: one zod schema for the whole run, validated before any work
+ * starts, with every problem reported at once (path and value) and unknown keys rejected. An empty
+ * config is the main job: SA-FedLoRA on the default backbone, MNIST digits 5-9, 20 clients with
+ * Dirichlet(0.5) label skew, 10 sampled per round, 30 rounds. `--set a.b=value` overrides apply to
+ * the raw config before validation, so they are checked like the file.
+ */
+import { z } from "zod";
+import { parsePartitionSpec } from "../data/partition.js";
+import { argError } from "../errors.js";
+import { strategySpecSchema } from "../fl/strategies/index.js";
+import { parseWith } from "../validate.js";
+
+const partitionField = z.string().superRefine((text, ctx) => {
+  try {
+    parsePartitionSpec(text);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: e instanceof Error ? e.message.replace(/^\[[a-z_]+\] /, "") : String(e) });
+  }
+});
+
+const lrSchema = z
+  .object({
+    /** Full-model rounds (FedAvg, FedProx, SA-FedLoRA's initiating stage). */
+    full: z.number().positive().default(0.0005),
+    lora: z.number().positive().default(0.003),
+    "ffa-lora": z.number().positive().default(0.003),
+    /** The SVD form starts from λ = 0 and needs a higher rate (docs/finetuning.md). */
+    adalora: z.number().positive().default(0.01),
+  })
+  .strict();
+
+export const runConfigSchema = z
+  .object({
+    seed: z.number().int().min(0).default(0),
+    rounds: z.number().int().min(1).default(30),
+    model: z
+      .object({
+        /** A checkpoint directory, or "default" for the shipped backbone. */
+        backbone: z.string().min(1).default("default"),
+      })
+      .strict()
+      .prefault({}),
+    data: z
+      .object({
+        dataset: z.string().min(1).default("mnist"),
+        /** Classes of the target task (e.g. "5-9"); all when omitted. */
+        classes: z.string().min(1).optional(),
+        dataDir: z.string().min(1).optional(),
+      })
+      .strict()
+      // The main job's target task: digits the default backbone never saw.
+      .prefault({ dataset: "mnist", classes: "5-9" }),
+    clients: z
+      .object({
+        count: z.number().int().min(1).default(20),
+        perRound: z.number().int().min(1).default(10),
+        /** "iid", "dirichlet:<alpha>", "shards:<classes per client>" or "quantity:<alpha>". */
+        partition: partitionField.default("dirichlet:0.5"),
+        /** Share of each client's examples held out for client-side evaluation (0: none). */
+        localTestFraction: z.number().min(0).lt(1).default(0),
+      })
+      .strict()
+      .prefault({}),
+    // A strategy object without a name is SA-FedLoRA, so `--set strategy.initiating.rounds=0` works alone.
+    strategy: z.preprocess((v) => (v !== null && typeof v === "object" && !Array.isArray(v) && !("name" in v) ? { name: "sa-fedlora", ...v } : v), strategySpecSchema).prefault({ name: "sa-fedlora" }),
+    training: z
+      .object({
+        optimizer: z.enum(["adamw", "sgd"]).default("adamw"),
+        lr: lrSchema.prefault({}),
+        weightDecay: z.number().min(0).default(0.01),
+        localEpochs: z.number().int().min(0).default(1),
+        /** Local steps per round; 0 = use localEpochs. */
+        localSteps: z.number().int().min(0).default(0),
+        batch: z.number().int().min(1).default(16),
+      })
+      .strict()
+      .prefault({}),
+    evaluation: z
+      .object({
+        /** Server-side test evaluation every n rounds (and after the last); 0 = only after the last. */
+        every: z.number().int().min(0).default(1),
+        /** Client-side evaluation on local held-out data every n rounds (needs clients.localTestFraction > 0); 0 = never. */
+        clientEvery: z.number().int().min(0).default(0),
+        batch: z.number().int().min(1).default(256),
+      })
+      .strict()
+      .prefault({}),
+    wire: z
+      .object({
+        /** Payload dtype of every message. */
+        dtype: z.enum(["float32", "float16", "bfloat16"]).default("float32"),
+      })
+      .strict()
+      .prefault({}),
+    execution: z
+      .object({
+        /** 0: clients run one after another in this process; n ≥ 1: a pool of n worker threads. */
+        workers: z.number().int().min(0).default(0),
+        /** onnxruntime intra-op threads per client runtime (sequential mode; workers use 1 each). */
+        threads: z.number().int().min(1).default(2),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.clients.perRound > c.clients.count) {
+      ctx.addIssue({ code: "custom", path: ["clients", "perRound"], message: `${c.clients.perRound} clients per round, but there are only ${c.clients.count} clients` });
+    }
+    if (c.training.localEpochs === 0 && c.training.localSteps === 0) {
+      ctx.addIssue({ code: "custom", path: ["training", "localEpochs"], message: "localEpochs and localSteps are both 0: clients would not train" });
+    }
+    if (c.evaluation.clientEvery > 0 && c.clients.localTestFraction === 0) {
+      ctx.addIssue({ code: "custom", path: ["evaluation", "clientEvery"], message: "client-side evaluation needs clients.localTestFraction > 0" });
+    }
+    const s = c.strategy;
+    if (s.name === "sa-fedlora" && s.initiating.rounds >= c.rounds) {
+      ctx.addIssue({ code: "custom", path: ["strategy", "initiating", "rounds"], message: `${s.initiating.rounds} initiating rounds leave no annealing round out of ${c.rounds}` });
+    }
+    if ((s.name === "sa-fedlora" && !s.fixedRank) || s.name === "fedadalora") {
+      const annealing = c.rounds - (s.name === "sa-fedlora" ? s.initiating.rounds : 0);
+      if (s.heatRounds + s.coolRounds >= annealing) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["strategy", "heatRounds"],
+          message: `heatRounds ${s.heatRounds} + coolRounds ${s.coolRounds} must leave at least one decay round out of ${annealing} annealing rounds`,
+        });
+      }
+    }
+  });
+
+export type RunConfigInput = z.input<typeof runConfigSchema>;
+export type RunConfig = z.output<typeof runConfigSchema>;
+
+/** Validates a raw config (every problem at once); `source` names it in messages. */
+export function parseRunConfig(raw: unknown, source = "run config"): RunConfig {
+  return parseWith(runConfigSchema, raw ?? {}, source);
+}
+
+/**
+ * Applies `key.path=value` overrides to a raw config object (a copy). The value is read as JSON when
+ * it parses (numbers, booleans, objects), else as a string: `clients.count=50`,
+ * `strategy.name=fedavg`, `clients.partition=iid`.
+ */
+export function applyOverrides(raw: unknown, overrides: readonly string[]): Record<string, unknown> {
+  const out = structuredClone(raw ?? {}) as Record<string, unknown>;
+  if (typeof out !== "object" || out === null || Array.isArray(out)) throw argError("the run config must be a JSON object");
+  for (const o of overrides) {
+    const eq = o.indexOf("=");
+    if (eq <= 0) throw argError(`--set ${JSON.stringify(o)}: expected key.path=value`);
+    const path = o.slice(0, eq).split(".");
+    if (path.some((p) => p === "" || p === "__proto__" || p === "constructor" || p === "prototype")) throw argError(`--set ${JSON.stringify(o)}: bad key path`);
+    const text = o.slice(eq + 1);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text;
+    }
+    let node: Record<string, unknown> = out;
+    for (const key of path.slice(0, -1)) {
+      const next = node[key];
+      if (next === undefined) node[key] = {};
+      else if (typeof next !== "object" || next === null || Array.isArray(next)) throw argError(`--set ${JSON.stringify(o)}: "${key}" is not an object in the config`);
+      node = node[key] as Record<string, unknown>;
+    }
+    node[path[path.length - 1]!] = value;
+  }
+  return out;
+}

@@ -1,0 +1,158 @@
+/**
+ * @module sim/simulate
+ * One simulated federated run from a validated run config: load the backbone and the target task,
+ * partition the training set over K virtual clients, build the strategy, the client engine and the
+ * in-memory grid, and let the driver run the rounds with server-side evaluation on the held-out test
+ * set. Returns the per-round records and the summary; writing files is the caller's business.
+ */
+import { batches } from "../data/dataset.js";
+import { type PartitionSummary, parsePartitionSpec, partition, partitionSummary } from "../data/partition.js";
+import { checkImagesFit, loadTask, type Task, withLabels } from "../data/task.js";
+import { ClientEngine } from "../fl/client.js";
+import { runRounds } from "../fl/driver.js";
+import type { Grid } from "../fl/grid.js";
+import { addTraffic, type RoundRecord, type RunSummary } from "../fl/records.js";
+import { createStrategy, type StrategyContext } from "../fl/strategies/index.js";
+import type { LocalTraining } from "../fl/strategy.js";
+import { loadCheckpoint } from "../io/checkpoint.js";
+import { defaultBackboneDir } from "../io/paths.js";
+import type { VitConfig } from "../nn/config.js";
+import { Evaluator, type LabeledBatch } from "../nn/evaluate.js";
+import { ParamStore } from "../nn/params.js";
+import { buildVit } from "../nn/vit.js";
+import type { Runtime } from "../runtime/runtime.js";
+import { Rng } from "../util/rng.js";
+import type { RunConfig } from "./config.js";
+import { InMemoryGrid, SharedBaseStore, type VirtualClient } from "./memory-grid.js";
+
+export interface SimulationSetup {
+  readonly config: VitConfig;
+  readonly task: Task;
+  readonly clients: readonly VirtualClient[];
+  readonly partition: PartitionSummary;
+  readonly initial: ParamStore;
+  readonly backboneDir: string;
+}
+
+export interface SimulationHooks {
+  readonly onRoundStart?: (round: number) => void;
+  readonly onRound?: (record: RoundRecord) => void;
+  /** Builds the grid (default: the sequential in-memory grid); a worker pool plugs in here. */
+  readonly makeGrid?: (setup: SimulationSetup) => Promise<Grid & { close?(): Promise<void> }>;
+}
+
+export interface SimulationResult {
+  readonly setup: SimulationSetup;
+  readonly records: readonly RoundRecord[];
+  readonly summary: RunSummary;
+}
+
+export const resolveBackboneDir = (backbone: string): string => (backbone === "default" ? defaultBackboneDir() : backbone);
+
+/** Loads the backbone and task and partitions the clients (everything before the first round). */
+export async function prepareSimulation(cfg: RunConfig): Promise<SimulationSetup> {
+  const backboneDir = resolveBackboneDir(cfg.model.backbone);
+  const ckpt = await loadCheckpoint(backboneDir);
+  const source = (ckpt.config as Record<string, unknown>)["safl_source"] as { normalization?: { mean: number[]; std: number[] } | null } | undefined;
+  const normalization = source?.normalization ?? undefined;
+  const task = await loadTask(cfg.data.dataset, {
+    ...(cfg.data.dataDir ? { dataDir: cfg.data.dataDir } : {}),
+    ...(cfg.data.classes ? { classes: cfg.data.classes } : {}),
+    ...(normalization ? { normalization } : {}),
+  });
+  const config = withLabels(ckpt.config, task.classes.length, task.classNames);
+  checkImagesFit(task, config, `the backbone ${backboneDir}`);
+  const initial = ParamStore.init(buildVit(config).registry.specs.values(), new Rng(cfg.seed));
+  for (const n of ckpt.params.names()) if (!n.startsWith("classifier.")) initial.set(n, ckpt.params.shape(n), ckpt.params.get(n));
+  const numClasses = task.classes.length;
+  const parts = partition(task.train.labels, numClasses, cfg.clients.count, parsePartitionSpec(cfg.clients.partition), cfg.seed);
+  const clients = parts.map((indices, k) => splitLocalTest(`client-${String(k).padStart(4, "0")}`, indices, cfg.clients.localTestFraction, cfg.seed));
+  return { config, task, clients, partition: partitionSummary(parts, task.train.labels, numClasses), initial, backboneDir };
+}
+
+/** Holds out a seeded share of a client's examples as its local test set. */
+function splitLocalTest(clientId: string, indices: readonly number[], fraction: number, seed: number): VirtualClient {
+  if (fraction === 0 || indices.length < 2) return { clientId, train: indices };
+  const shuffled = indices.slice();
+  new Rng(seed ^ 0x7e57).shuffle(shuffled);
+  const nTest = Math.min(indices.length - 1, Math.max(1, Math.round(fraction * indices.length)));
+  return { clientId, train: shuffled.slice(nTest), test: shuffled.slice(0, nTest) };
+}
+
+/** The local training settings of each mode under a config. */
+export function localTraining(cfg: RunConfig): StrategyContext["training"] {
+  const t = cfg.training;
+  const of = (lr: number): LocalTraining => ({ optimizer: t.optimizer, lr, weightDecay: t.weightDecay, localEpochs: t.localEpochs, localSteps: t.localSteps, batch: t.batch });
+  return { full: of(t.lr.full), adapter: (kind) => of(t.lr[kind]) };
+}
+
+/** Runs a whole simulation. `runtime` runs the clients and the server-side evaluation. */
+export async function simulate(cfg: RunConfig, runtime: Runtime, hooks: SimulationHooks = {}, prepared?: SimulationSetup): Promise<SimulationResult> {
+  const started = globalThis.performance.now();
+  const setup = prepared ?? (await prepareSimulation(cfg));
+  const { config, task, clients, initial } = setup;
+  const training = localTraining(cfg);
+  const strategy = createStrategy(cfg.strategy, { config, initial, training, rounds: cfg.rounds, seed: cfg.seed });
+  const grid = hooks.makeGrid
+    ? await hooks.makeGrid(setup)
+    : new InMemoryGrid(
+        new ClientEngine(runtime, config, cfg.wire.dtype),
+        clients,
+        // Local test sets are held out of each client's own training indices, so both index the train split.
+        { train: task.train, test: task.train },
+        new SharedBaseStore(new Map(initial.names().filter((n) => !n.startsWith("classifier.")).map((n) => [n, initial.get(n)]))),
+      );
+  const evalModel = buildVit(config);
+  const evalStore = new ParamStore();
+  const evaluator = new Evaluator(runtime, evalModel, evalStore);
+  const testBatches: LabeledBatch[] = [...batches(task.test, cfg.evaluation.batch)];
+  try {
+    const records = await runRounds(strategy, grid, {
+      rounds: cfg.rounds,
+      clientsPerRound: cfg.clients.perRound,
+      seed: cfg.seed,
+      dtype: cfg.wire.dtype,
+      evalEvery: cfg.evaluation.every,
+      clientEvalEvery: cfg.evaluation.clientEvery,
+      training: training.full,
+      evaluate: async (weights) => {
+        for (const n of weights.names()) evalStore.set(n, weights.shape(n), weights.get(n));
+        const r = await evaluator.run(testBatches);
+        return { accuracy: r.accuracy, loss: r.loss };
+      },
+      ...(hooks.onRound ? { onRound: hooks.onRound } : {}),
+      ...(hooks.onRoundStart ? { onRoundStart: hooks.onRoundStart } : {}),
+    });
+    const summary = summarize(strategy.name, records, initial, strategy.summary(), (globalThis.performance.now() - started) / 1000);
+    return { setup, records, summary };
+  } finally {
+    if ("close" in grid && typeof grid.close === "function") await grid.close();
+  }
+}
+
+/** The run summary from its records. */
+export function summarize(strategy: string, records: readonly RoundRecord[], model: ParamStore, details: Record<string, unknown>, seconds: number): RunSummary {
+  const last = records[records.length - 1];
+  const evaluated = records.filter((r) => r.testAccuracy !== undefined);
+  const best = evaluated.reduce<RoundRecord | undefined>((b, r) => (b === undefined || r.testAccuracy! > b.testAccuracy! ? r : b), undefined);
+  const totalDown = last?.cumulativeDown ?? { params: 0, bytes: 0 };
+  const totalUp = last?.cumulativeUp ?? { params: 0, bytes: 0 };
+  const total = addTraffic(totalDown, totalUp);
+  const fedavgTotal = last?.fedavgCumulative ?? { params: 0, bytes: 0 };
+  const ratio = (a: number, b: number) => (b > 0 ? 1 - a / b : 0);
+  return {
+    strategy,
+    rounds: records.length,
+    finalAccuracy: last?.testAccuracy,
+    bestAccuracy: best?.testAccuracy,
+    bestRound: best?.round,
+    totalDown,
+    totalUp,
+    total,
+    fedavgTotal,
+    reduction: { params: ratio(total.params, fedavgTotal.params), bytes: ratio(total.bytes, fedavgTotal.bytes) },
+    modelParams: model.count(model.names().filter((n) => !n.startsWith("prox:"))),
+    seconds,
+    details,
+  };
+}
