@@ -26,6 +26,11 @@ export type ReplyVerdict = { readonly ok: true } | { readonly ok: false; readonl
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 function firstNonFinite(data: ArrayLike<number>): number {
+  // x·0 is 0 for every finite x and NaN for ±∞ and NaN: one branch-free pass, then a search only
+  // when something is wrong (validation reads every value of every reply on the server's path).
+  let probe = 0;
+  for (let i = 0; i < data.length; i++) probe += data[i]! * 0;
+  if (probe === 0) return -1;
   for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
   return -1;
 }
@@ -80,9 +85,23 @@ export function weightedMean(values: readonly ArrayLike<number>[], weights: read
   values.forEach((v, k) => {
     if (v.length !== n) throw new Error(`weightedMean: value ${k} has ${v.length} entries, expected ${n}`);
     const w = weights[k]! / total;
-    for (let i = 0; i < n; i++) out[i] = out[i]! + w * v[i]!;
+    if (v instanceof Float32Array) axpy32(out, v, w);
+    else for (let i = 0; i < n; i++) out[i] = out[i]! + w * v[i]!;
   });
   return out;
+}
+
+/** out += w·v for float32 v: a monomorphic loop (decoded payloads are always Float32Array). */
+function axpy32(out: Float64Array, v: Float32Array, w: number): void {
+  const n = out.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    out[i] += w * v[i]!;
+    out[i + 1] += w * v[i + 1]!;
+    out[i + 2] += w * v[i + 2]!;
+    out[i + 3] += w * v[i + 3]!;
+  }
+  for (; i < n; i++) out[i] += w * v[i]!;
 }
 
 export interface Aggregate {
@@ -109,7 +128,8 @@ export function aggregateReplies(replies: readonly WireMessage[]): Aggregate {
     packed: new Map(r.packed.map((p) => [p.name, p])),
     scores: new Map(r.scores.map((s) => [s.module, s])),
   }));
-  const mean32 = (vs: ArrayLike<number>[]) => Float32Array.from(weightedMean(vs, weights));
+  // new Float32Array(f64) converts natively; Float32Array.from(f64) would iterate.
+  const mean32 = (vs: ArrayLike<number>[]) => new Float32Array(weightedMean(vs, weights));
   const tensors = first.tensors.map((t) => ({ name: t.name, shape: t.shape, data: mean32(indexed.map((r) => r.tensors.get(t.name)!.data)) }));
   const packed = first.packed.map((p) => {
     const all = indexed.map((r) => r.packed.get(p.name)!);

@@ -60,7 +60,7 @@
 
 import type { PackedModule } from "../peft/adalora/pack.js";
 import { argError, ErrorCode, SaflError, shapeError } from "../errors.js";
-import { bfloat16BitsToFloat32, float16BitsToFloat32, float32ToBFloat16Bits, float32ToFloat16Bits } from "../io/safetensors.js";
+import { float16Table, float32ToBFloat16Bits, float32ToFloat16Bits } from "../io/safetensors.js";
 
 /** How the float payload (tensors and packed triplets) is encoded. */
 export type PayloadDType = "float32" | "float16" | "bfloat16";
@@ -518,10 +518,18 @@ class Reader {
   floats(count: number, dtype: PayloadDType, what: string): Float32Array {
     const at = this.take(count * ITEMSIZE[dtype], what);
     if (dtype === "float32") return this.float32At(at, count);
-    const out = new Float32Array(count);
-    const convert = dtype === "float16" ? float16BitsToFloat32 : bfloat16BitsToFloat32;
-    for (let i = 0; i < count; i++) out[i] = convert(this.view.getUint16(at + 2 * i, true));
-    return out;
+    // Whole-array conversions: a table lookup per float16, a shift per bfloat16 (the per-element
+    // scalar conversions made decoding 100 float16 replies take ~0.9 s instead of ~40 ms).
+    const bits = LITTLE_ENDIAN_HOST ? new Uint16Array(this.bytes.slice(at, at + 2 * count).buffer) : Uint16Array.from({ length: count }, (_, i) => this.view.getUint16(at + 2 * i, true));
+    if (dtype === "float16") {
+      const table = float16Table();
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = table[bits[i]!]!;
+      return out;
+    }
+    const out = new Uint32Array(count);
+    for (let i = 0; i < count; i++) out[i] = bits[i]! << 16;
+    return new Float32Array(out.buffer);
   }
 
   float32s(count: number, what: string): Float32Array {

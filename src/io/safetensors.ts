@@ -380,7 +380,7 @@ export function bfloat16BitsToFloat32(h: number): number {
 let f16Table: Float32Array | undefined;
 
 /** Lookup table of all 65536 float16 values (built on first use, 256 KiB). */
-function float16Table(): Float32Array {
+export function float16Table(): Float32Array {
   if (f16Table === undefined) {
     f16Table = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) f16Table[h] = float16BitsToFloat32(h);
