@@ -200,7 +200,7 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
         traffic: addTraffic(ev.down, ev.up),
         seconds: now() - t,
         codec: ev.codec + Math.max(0, ev.gridSeconds - ev.compute),
-        compute: ev.compute,
+        compute: Math.min(ev.compute, ev.gridSeconds),
       };
     }
     const fedavg = fedavgTraffic(global, round, sampled, opts.training, opts.dtype);
@@ -208,8 +208,11 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
     cumUp = addTraffic(cumUp, ex.up);
     cumFedavg = addTraffic(cumFedavg, fedavg);
     const seconds = now() - start;
-    const clientTrain = ex.compute + clientEval.compute;
-    const codec = ex.codec + Math.max(0, ex.gridSeconds - ex.compute) + clientEval.codec;
+    // Clients running in parallel (a worker pool) report more compute seconds than the grid call
+    // took; the round's share of client work is then the grid's wall time.
+    const trainWall = Math.min(ex.compute, ex.gridSeconds);
+    const clientTrain = trainWall + clientEval.compute;
+    const codec = ex.codec + (ex.gridSeconds - trainWall) + clientEval.codec;
     const timing: RoundTiming = {
       clientTrain,
       evaluate: evaluateSeconds,
