@@ -14,7 +14,7 @@ import { validateReply } from "./aggregate.js";
 import type { Grid, GridReply } from "./grid.js";
 import { type Instruction, instructionConfig } from "./instruction.js";
 import { addTraffic, NO_TRAFFIC, type RoundRecord, type RoundTiming, type Traffic } from "./records.js";
-import type { AcceptedReply, LocalTraining, Strategy } from "./strategy.js";
+import { type AcceptedReply, type LocalTraining, type Strategy, clientSeed } from "./strategy.js";
 import { decodeMessage, encodedBreakdown, encodeMessage, messageParamCount, type PayloadDType, type WireMessage } from "./wire.js";
 
 export interface EvalResult {
@@ -26,7 +26,7 @@ export interface DriverOptions {
   readonly rounds: number;
   /** Clients sampled per round (all of them when it exceeds the grid's size). */
   readonly clientsPerRound: number;
-  /** Seed of client sampling. */
+  /** The run seed: client sampling, and the per-client seeds of FedAvg's reference messages. */
   readonly seed: number;
   readonly dtype: PayloadDType;
   /** Server-side evaluation of the global model (plain ViT weights). */
@@ -63,12 +63,13 @@ export function sampleClients(rng: Rng, ids: readonly string[], m: number): stri
  * What FedAvg would send to and receive from `clients` this round: the full model both ways, in the
  * same encoding (sizes are measured, not allocated).
  */
-export function fedavgTraffic(model: ParamStore, round: number, clients: readonly string[], training: LocalTraining, dtype: PayloadDType): Traffic {
+export function fedavgTraffic(model: ParamStore, round: number, clients: readonly string[], training: LocalTraining, dtype: PayloadDType, runSeed: number): Traffic {
   const names = model.names().filter((n) => !n.startsWith("prox:"));
   const tensors = names.map((name) => ({ name, shape: model.shape(name), data: model.get(name) }));
   let bytes = 0;
   for (const clientId of clients) {
-    const instr: Instruction = { task: "train", mode: "full", adapterSpec: undefined, ...training, mu: 0, seed: 0, initSeed: 0, baseVersion: 0 };
+    // FedAvg's own instruction, per-client seed included, so a FedAvg run matches its reference byte for byte.
+    const instr: Instruction = { task: "train", mode: "full", adapterSpec: undefined, ...training, mu: 0, seed: clientSeed(runSeed, round, clientId), initSeed: 0, baseVersion: 0 };
     const down: WireMessage = { kind: "broadcast", round, clientId, config: instructionConfig(instr), tensors, packed: [], scores: [] };
     const up: WireMessage = { kind: "reply", round, clientId, sampleCount: 1, metrics: { trainLoss: 0, steps: 0 }, tensors, packed: [], scores: [] };
     bytes += encodedBreakdown(down, { dtype }).total + encodedBreakdown(up, { dtype }).total;
@@ -203,7 +204,7 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
         compute: Math.min(ev.compute, ev.gridSeconds),
       };
     }
-    const fedavg = fedavgTraffic(global, round, sampled, opts.training, opts.dtype);
+    const fedavg = fedavgTraffic(global, round, sampled, opts.training, opts.dtype, opts.seed);
     cumDown = addTraffic(cumDown, ex.down);
     cumUp = addTraffic(cumUp, ex.up);
     cumFedavg = addTraffic(cumFedavg, fedavg);
