@@ -16,7 +16,8 @@ import { TIMING_FIELDS } from "../src/fl/records.js";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const safl = join(root, "bin", "safl.js");
 const run = (...args: string[]) => spawnSync(process.execPath, [safl, "simulate", ...args], { encoding: "utf8", cwd: root, env: { ...process.env, SAFL_THREADS: "1" } });
-// Small enough for CI: 6 clients, 3 per round, 4 rounds (1 initiating, then heating 1, decay 1, cooling 1).
+// Small enough for CI: 6 clients, 3 per round, 4 rounds (1 initiating, then heating 1, decay 1, cooling 1),
+// with client-side evaluation every other round.
 const SMALL = [
   "--set",
   "rounds=4",
@@ -32,6 +33,10 @@ const SMALL = [
   "strategy.coolRounds=1",
   "--set",
   "execution.threads=1",
+  "--set",
+  "clients.localTestFraction=0.2",
+  "--set",
+  "evaluation.clientEvery=2",
 ];
 let tmp = "";
 before(async () => {
@@ -64,6 +69,11 @@ describe("safl simulate", () => {
     }
     const first = JSON.parse(la[0]!);
     assert.equal(first.stage, "initiating");
+    // Client-side evaluation on local held-out data every 2nd round, its traffic kept apart.
+    assert.equal(first.clientAccuracy, undefined);
+    const second = JSON.parse(la[1]!);
+    assert.ok(second.clientAccuracy > 0 && second.clientAccuracy <= 1, `client accuracy ${second.clientAccuracy}`);
+    assert.ok(second.evalTraffic.bytes > 0);
     const last = JSON.parse(la[3]!);
     assert.equal(last.phase, "cooling");
     assert.equal(last.budget, 2 * 24, "cooling holds r_T = 2 triplets on each of 24 modules");
