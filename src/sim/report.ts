@@ -226,7 +226,10 @@ export function formatCount(n: number): string {
 
 /** A fraction (0..1) as a percentage with two decimals, "n/a" when absent or not finite. */
 function percent(v: number | undefined): string {
-  return v === undefined || !Number.isFinite(v) ? "n/a" : `${(v * 100).toFixed(2)}%`;
+  if (v === undefined || !Number.isFinite(v)) return "n/a";
+  // A difference of a few bytes (e.g. FedProx's "mu":0.01 against FedAvg's 0) must not print as "-0.00%".
+  const text = (v * 100).toFixed(2);
+  return `${text === "-0.00" ? "0.00" : text}%`;
 }
 
 /** "1.23 MB (1,234,567)". */
