@@ -12,7 +12,7 @@
  * it in turn; their own state (data, stored base) lives in a `ClientContext`.
  */
 import type { ImageDataset } from "../data/dataset.js";
-import { imageSize } from "../data/dataset.js";
+import { batches, imageSize } from "../data/dataset.js";
 import { argError, SaflError } from "../errors.js";
 import type { VitConfig } from "../nn/config.js";
 import { Evaluator, type LabeledBatch } from "../nn/evaluate.js";
@@ -20,6 +20,7 @@ import { AdamW, type Optimizer, Sgd } from "../nn/optim.js";
 import { ParamStore } from "../nn/params.js";
 import type { SvdAdapter } from "../peft/adalora/layer.js";
 import { packModule, unpackModule } from "../peft/adalora/pack.js";
+import { isHeadParam } from "../peft/model.js";
 import { Trainer } from "../peft/trainer.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/rng.js";
@@ -74,7 +75,6 @@ export class ClientEngine {
   /** Handles one request; never throws for anything the request or the data can cause. */
   async handle(ctx: ClientContext, request: Uint8Array): Promise<HandleResult> {
     let round = 0;
-    const t0 = now();
     let computeSeconds = 0;
     try {
       const msg = decodeMessage(request);
@@ -91,7 +91,6 @@ export class ClientEngine {
     } catch (e) {
       const reason = e instanceof SaflError ? e.rawMessage : e instanceof Error ? e.message : String(e);
       const failure: WireMessage = { kind: "reply", round, clientId: ctx.clientId, tensors: [], packed: [], scores: [], failure: reason };
-      computeSeconds = Math.min(computeSeconds, now() - t0);
       return { reply: encodeMessage(failure), computeSeconds };
     }
   }
@@ -150,7 +149,7 @@ export class ClientEngine {
       // Frozen: shared, never written.
       store.set(name, reg.specs.get(name)!.shape, v);
     }
-    const expected = new Set(rm.adapter?.kind === "adalora" ? rm.trainable.filter((n) => n.startsWith("classifier.")) : rm.trainable);
+    const expected = new Set(rm.adapter?.kind === "adalora" ? rm.trainable.filter(isHeadParam) : rm.trainable);
     const got = new Set<string>();
     for (const t of msg.tensors) {
       if (isBaseTensor(t.name)) continue;
@@ -191,7 +190,7 @@ export class ClientEngine {
     const adapter = rm.adapter;
     const sendAll = adapter?.kind !== "adalora";
     for (const name of rm.trainable) {
-      if (!sendAll && !name.startsWith("classifier.")) continue;
+      if (!sendAll && !isHeadParam(name)) continue;
       tensors.push({ name, shape: store.shape(name), data: store.get(name) });
     }
     const svd = adapter?.kind === "adalora" ? (adapter as SvdAdapter) : undefined;
@@ -212,17 +211,7 @@ export class ClientEngine {
   private async evaluate(ctx: ClientContext, c: Compiled, msg: WireMessage): Promise<WireMessage> {
     const data = ctx.test ?? ctx.train;
     if (data.count === 0) throw new Error("this client has no evaluation data");
-    const size = imageSize(data);
-    const batches: LabeledBatch[] = [];
-    for (let start = 0; start < data.count; start += 256) {
-      const n = Math.min(256, data.count - start);
-      batches.push({
-        pixels: data.images.slice(start * size, (start + n) * size),
-        labels: BigInt64Array.from(data.labels.subarray(start, start + n), (l) => BigInt(l)),
-        size: n,
-      });
-    }
-    const r = await c.evaluator.run(batches);
+    const r = await c.evaluator.run(batches(data, 256));
     return {
       kind: "reply",
       round: msg.round,

@@ -64,7 +64,7 @@ export function sampleClients(rng: Rng, ids: readonly string[], m: number): stri
  * same encoding (sizes are measured, not allocated).
  */
 export function fedavgTraffic(model: ParamStore, round: number, clients: readonly string[], training: LocalTraining, dtype: PayloadDType, runSeed: number): Traffic {
-  const names = model.names().filter((n) => !n.startsWith("prox:"));
+  const names = model.names();
   const tensors = names.map((name) => ({ name, shape: model.shape(name), data: model.get(name) }));
   let bytes = 0;
   for (const clientId of clients) {

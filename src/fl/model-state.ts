@@ -58,8 +58,3 @@ export function initAdapterValues(rm: RoundModel, store: ParamStore, seed: numbe
     store.set(spec.name, spec.shape, initParam(spec, rng));
   }
 }
-
-/** Backbone parameters (everything that is neither adapter nor head nor buffer) of a model. */
-export function backboneParamNames(model: VitGraph): string[] {
-  return model.registry.paramNames().filter((n) => !n.startsWith("classifier."));
-}

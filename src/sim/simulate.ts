@@ -11,6 +11,7 @@ import { checkImagesFit, loadTask, type Task, withLabels } from "../data/task.js
 import { ClientEngine } from "../fl/client.js";
 import { runRounds } from "../fl/driver.js";
 import type { Grid } from "../fl/grid.js";
+import type { PayloadDType } from "../fl/wire.js";
 import { addTraffic, type RoundRecord, type RunSummary } from "../fl/records.js";
 import { createStrategy, type StrategyContext } from "../fl/strategies/index.js";
 import type { LocalTraining } from "../fl/strategy.js";
@@ -20,6 +21,7 @@ import type { VitConfig } from "../nn/config.js";
 import { Evaluator, type LabeledBatch } from "../nn/evaluate.js";
 import { ParamStore } from "../nn/params.js";
 import { buildVit } from "../nn/vit.js";
+import { isHeadParam } from "../peft/model.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/rng.js";
 import type { RunConfig } from "./config.js";
@@ -63,7 +65,7 @@ export async function prepareSimulation(cfg: RunConfig): Promise<SimulationSetup
   const config = withLabels(ckpt.config, task.classes.length, task.classNames);
   checkImagesFit(task, config, `the backbone ${backboneDir}`);
   const initial = ParamStore.init(buildVit(config).registry.specs.values(), new Rng(cfg.seed));
-  for (const n of ckpt.params.names()) if (!n.startsWith("classifier.")) initial.set(n, ckpt.params.shape(n), ckpt.params.get(n));
+  for (const n of ckpt.params.names()) if (!isHeadParam(n)) initial.set(n, ckpt.params.shape(n), ckpt.params.get(n));
   const numClasses = task.classes.length;
   const parts = partition(task.train.labels, numClasses, cfg.clients.count, parsePartitionSpec(cfg.clients.partition), cfg.seed);
   const clients = parts.map((indices, k) => splitLocalTest(`client-${String(k).padStart(4, "0")}`, indices, cfg.clients.localTestFraction, cfg.seed));
@@ -86,22 +88,24 @@ export function localTraining(cfg: RunConfig): StrategyContext["training"] {
   return { full: of(t.lr.full), adapter: (kind) => of(t.lr[kind]) };
 }
 
+/** The sequential in-memory grid of a prepared simulation (also what each pool worker runs). */
+export function localGrid(setup: SimulationSetup, runtime: Runtime, dtype: PayloadDType): InMemoryGrid {
+  const pretrained = new Map(setup.initial.names().filter((n) => !isHeadParam(n)).map((n) => [n, setup.initial.get(n)]));
+  // Local test sets are held out of each client's own training indices, so both index the train split.
+  const data = { train: setup.task.train, test: setup.task.train };
+  return new InMemoryGrid(new ClientEngine(runtime, setup.config, dtype), setup.clients, data, new SharedBaseStore(pretrained));
+}
+
 /** Runs a whole simulation. `runtime` runs the clients and the server-side evaluation. */
 export async function simulate(cfg: RunConfig, runtime: Runtime, hooks: SimulationHooks = {}, prepared?: SimulationSetup): Promise<SimulationResult> {
   const started = globalThis.performance.now();
   const setup = prepared ?? (await prepareSimulation(cfg));
-  const { config, task, clients, initial } = setup;
+  const { config, task, initial } = setup;
   const training = localTraining(cfg);
   const strategy = createStrategy(cfg.strategy, { config, initial, training, rounds: cfg.rounds, seed: cfg.seed });
   const grid = hooks.makeGrid
     ? await hooks.makeGrid(setup)
-    : new InMemoryGrid(
-        new ClientEngine(runtime, config, cfg.wire.dtype),
-        clients,
-        // Local test sets are held out of each client's own training indices, so both index the train split.
-        { train: task.train, test: task.train },
-        new SharedBaseStore(new Map(initial.names().filter((n) => !n.startsWith("classifier.")).map((n) => [n, initial.get(n)]))),
-      );
+    : localGrid(setup, runtime, cfg.wire.dtype);
   const evalModel = buildVit(config);
   const evalStore = new ParamStore();
   const evaluator = new Evaluator(runtime, evalModel, evalStore);
@@ -151,7 +155,7 @@ export function summarize(strategy: string, records: readonly RoundRecord[], mod
     total,
     fedavgTotal,
     reduction: { params: ratio(total.params, fedavgTotal.params), bytes: ratio(total.bytes, fedavgTotal.bytes) },
-    modelParams: model.count(model.names().filter((n) => !n.startsWith("prox:"))),
+    modelParams: model.count(),
     seconds,
     details,
   };

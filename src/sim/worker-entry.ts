@@ -5,12 +5,10 @@
  * runtime.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { ClientEngine } from "../fl/client.js";
 import type { GridRequest } from "../fl/grid.js";
 import { NodeRuntime } from "../runtime/node.js";
 import type { RunConfig } from "./config.js";
-import { InMemoryGrid, SharedBaseStore } from "./memory-grid.js";
-import { prepareSimulation } from "./simulate.js";
+import { localGrid, prepareSimulation } from "./simulate.js";
 
 const port = parentPort;
 if (!port) throw new Error("sim/worker-entry must run in a worker thread");
@@ -18,9 +16,7 @@ if (!port) throw new Error("sim/worker-entry must run in a worker thread");
 try {
   const cfg = (workerData as { cfg: RunConfig }).cfg;
   const setup = await prepareSimulation(cfg);
-  const engine = new ClientEngine(new NodeRuntime({ threads: 1 }), setup.config, cfg.wire.dtype);
-  const pretrained = new Map(setup.initial.names().filter((n) => !n.startsWith("classifier.")).map((n) => [n, setup.initial.get(n)]));
-  const grid = new InMemoryGrid(engine, setup.clients, { train: setup.task.train, test: setup.task.train }, new SharedBaseStore(pretrained));
+  const grid = localGrid(setup, new NodeRuntime({ threads: 1 }), cfg.wire.dtype);
   let queue = Promise.resolve();
   port.on("message", (m: GridRequest & { id: number }) => {
     queue = queue.then(async () => {

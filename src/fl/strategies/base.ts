@@ -5,6 +5,7 @@
  * stage result) is sent in full to each client the first time it takes part, and the bytes count.
  */
 import type { ParamStore } from "../../nn/params.js";
+import { isHeadParam } from "../../peft/model.js";
 import { baseTensorName } from "../instruction.js";
 import type { WireTensor } from "../wire.js";
 
@@ -24,7 +25,7 @@ export class FrozenBase {
 
   /** Backbone parameter names (everything but the head). */
   get names(): string[] {
-    return this.store.names().filter((n) => !n.startsWith("classifier.") && !n.startsWith("prox:"));
+    return this.store.names().filter((n) => !isHeadParam(n));
   }
 
   /** The base tensors to attach for `clientId` (none when it has them). */

@@ -32,7 +32,7 @@ export class FullModelStrategy implements Strategy {
   constructor(private readonly opts: FullModelOptions) {
     this.name = opts.name;
     this.global = opts.initial.clone();
-    this.names = this.global.names().filter((n) => !n.startsWith("prox:"));
+    this.names = this.global.names();
   }
 
   private instruction(task: "train" | "evaluate", round: number, clientId: string): Instruction {

@@ -11,6 +11,7 @@ import type { VitConfig } from "../../nn/config.js";
 import { ParamStore } from "../../nn/params.js";
 import { adaloraConfigSchema, resolveAdaloraConfig } from "../../peft/adalora/config.js";
 import { loraConfigSchema, resolveLoraConfig } from "../../peft/lora/config.js";
+import { isHeadParam } from "../../peft/model.js";
 import type { AdapterSpec } from "../../peft/registry.js";
 import type { LocalTraining, Strategy } from "../strategy.js";
 import { FrozenBase } from "./base.js";
@@ -94,7 +95,7 @@ export interface StrategyContext {
 
 const headOf = (store: ParamStore): ParamStore => {
   const head = new ParamStore();
-  for (const n of store.names()) if (n.startsWith("classifier.")) head.set(n, store.shape(n), store.get(n));
+  for (const n of store.names()) if (isHeadParam(n)) head.set(n, store.shape(n), store.get(n));
   return head;
 };
 

@@ -8,6 +8,7 @@
 import type { VitConfig } from "../../nn/config.js";
 import type { ParamStore } from "../../nn/params.js";
 import { mergeAdapter } from "../../peft/merge.js";
+import { isHeadParam } from "../../peft/model.js";
 import type { AdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
@@ -40,7 +41,7 @@ export class LoraStrategy implements Strategy {
     this.name = opts.name;
     this.rm = buildRoundModel(opts.config, opts.spec.kind, opts.spec);
     this.values = opts.head.clone();
-    for (const n of this.values.names()) if (!n.startsWith("classifier.")) throw new Error(`LoraStrategy: head store holds "${n}"`);
+    for (const n of this.values.names()) if (!isHeadParam(n)) throw new Error(`LoraStrategy: head store holds "${n}"`);
     initAdapterValues(this.rm, this.values, opts.initSeed);
   }
 
@@ -71,7 +72,7 @@ export class LoraStrategy implements Strategy {
 
   globalModel(): ParamStore {
     const merged = mergeAdapter(this.opts.base.store, this.rm.adapter!, this.values);
-    for (const n of this.values.names()) if (n.startsWith("classifier.")) merged.set(n, this.values.shape(n), this.values.get(n));
+    for (const n of this.values.names()) if (isHeadParam(n)) merged.set(n, this.values.shape(n), this.values.get(n));
     return merged;
   }
 

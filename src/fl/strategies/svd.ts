@@ -23,6 +23,7 @@ import { type SvdAdapter, writeMask } from "../../peft/adalora/layer.js";
 import { activeCount, packModule, unpackModule } from "../../peft/adalora/pack.js";
 import { budgetSchedule, type SchedulePhase } from "../../peft/adalora/schedule.js";
 import { mergeAdapter } from "../../peft/merge.js";
+import { isHeadParam } from "../../peft/model.js";
 import type { AdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
@@ -81,7 +82,7 @@ export class SvdStrategy implements Strategy {
     this.rm = buildRoundModel(opts.config, "adalora", opts.spec);
     this.adapter = this.rm.adapter as SvdAdapter;
     this.values = opts.head.clone();
-    this.headNames = this.values.names().filter((n) => n.startsWith("classifier."));
+    this.headNames = this.values.names().filter(isHeadParam);
     initAdapterValues(this.rm, this.values, opts.initSeed);
     const modules = this.adapter.modules();
     this.b0 = opts.spec.initRank * modules.length;
