@@ -99,7 +99,8 @@ export const runConfigSchema = z
         /**
          * 0: clients run one after another in this process; n ≥ 1: a pool of n worker threads.
          * Default 2: on this project's 2-core reference machine a pool of 2 single-threaded workers
-         * ran rounds 1.2-1.8x faster than one process with 2 threads (docs/benchmarks.md).
+         * ran rounds 1.5x faster (median; 0.88-1.76x over five noisy runs) than one process with 2
+         * threads (docs/benchmarks.md).
          */
         workers: z.number().int().min(0).default(2),
         /** onnxruntime intra-op threads per client runtime (sequential mode; workers use 1 each). */
