@@ -9,6 +9,7 @@ import { finetune } from "./commands/finetune.js";
 import { predict } from "./commands/predict.js";
 import { pretrain } from "./commands/pretrain.js";
 import { simulateCommand } from "./commands/simulate.js";
+import { studyCommand } from "./commands/study.js";
 
 const usage = `safl — federated fine-tuning of ViTs with LoRA adapters (SA-FedLoRA)
 
@@ -16,6 +17,7 @@ Usage: safl <command> [options]
 
 Commands:
   simulate     run a federated simulation (the main job; SA-FedLoRA on the default backbone)
+  study        run a reproduction study (methods x partitions x seeds) and write its report
   bench step   time a training/eval step of a preset ViT (images/s, GFLOP/s)
   pretrain     train a ViT from scratch on a source task (makes a backbone)
   finetune     centralized fine-tuning with lora, ffa-lora, adalora or all weights
@@ -40,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === "pretrain") return await pretrain(rest);
     if (cmd === "finetune") return await finetune(rest);
     if (cmd === "simulate") return await simulateCommand(rest);
+    if (cmd === "study") return await studyCommand(rest);
     console.error(`safl: unknown command "${cmd}"\n\n${usage}`);
     return 2;
   } catch (e) {

@@ -48,6 +48,11 @@ export const runConfigSchema = z
         /** Classes of the target task (e.g. "5-9"); all when omitted. */
         classes: z.string().min(1).optional(),
         dataDir: z.string().min(1).optional(),
+        /**
+         * Keep a random subset of this many training examples (drawn with the run seed, before
+         * partitioning) to make a run cheaper; all when omitted. The test set is always whole.
+         */
+        trainLimit: z.number().int().min(1).optional(),
       })
       .strict()
       // The main job's target task: digits the default backbone never saw.

@@ -5,7 +5,7 @@
  * in-memory grid, and let the driver run the rounds with server-side evaluation on the held-out test
  * set. Returns the per-round records and the summary; writing files is the caller's business.
  */
-import { batches } from "../data/dataset.js";
+import { batches, type ImageDataset, subset } from "../data/dataset.js";
 import { type PartitionSummary, parsePartitionSpec, partition, partitionSummary } from "../data/partition.js";
 import { checkImagesFit, loadTask, type Task, withLabels } from "../data/task.js";
 import { ClientEngine } from "../fl/client.js";
@@ -57,11 +57,12 @@ export async function prepareSimulation(cfg: RunConfig): Promise<SimulationSetup
   const ckpt = await loadCheckpoint(backboneDir);
   const source = (ckpt.config as Record<string, unknown>)["safl_source"] as { normalization?: { mean: number[]; std: number[] } | null } | undefined;
   const normalization = source?.normalization ?? undefined;
-  const task = await loadTask(cfg.data.dataset, {
+  const loaded = await loadTask(cfg.data.dataset, {
     ...(cfg.data.dataDir ? { dataDir: cfg.data.dataDir } : {}),
     ...(cfg.data.classes ? { classes: cfg.data.classes } : {}),
     ...(normalization ? { normalization } : {}),
   });
+  const task = cfg.data.trainLimit === undefined ? loaded : { ...loaded, train: trainSubset(loaded.train, cfg.data.trainLimit, cfg.seed) };
   const config = withLabels(ckpt.config, task.classes.length, task.classNames);
   checkImagesFit(task, config, `the backbone ${backboneDir}`);
   const initial = ParamStore.init(buildVit(config).registry.specs.values(), new Rng(cfg.seed));
@@ -70,6 +71,17 @@ export async function prepareSimulation(cfg: RunConfig): Promise<SimulationSetup
   const parts = partition(task.train.labels, numClasses, cfg.clients.count, parsePartitionSpec(cfg.clients.partition), cfg.seed);
   const clients = parts.map((indices, k) => splitLocalTest(`client-${String(k).padStart(4, "0")}`, indices, cfg.clients.localTestFraction, cfg.seed));
   return { config, task, clients, partition: partitionSummary(parts, task.train.labels, numClasses), initial, backboneDir };
+}
+
+/**
+ * A seeded random subset of `limit` training examples (in their original order), or the whole set
+ * when it is not larger. Drawn with the run seed, so every method of one seed sees the same data.
+ */
+export function trainSubset(train: ImageDataset, limit: number, seed: number): ImageDataset {
+  if (limit >= train.count) return train;
+  const order = Array.from({ length: train.count }, (_, i) => i);
+  new Rng(seed ^ 0x5b5e7).shuffle(order);
+  return subset(train, order.slice(0, limit).sort((a, b) => a - b), train.name);
 }
 
 /** Holds out a seeded share of a client's examples as its local test set. */

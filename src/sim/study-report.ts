@@ -1,0 +1,340 @@
+/**
+ * @module sim/study-report
+ * Turns the finished cells of a study into its report: a Markdown document (the setting, the target
+ * check, one table per partition, the flagship's budget and rank allocation, the sensitivity
+ * sweeps, and where the raw per-round metrics are) and the SVG plots it links to. Every number is
+ * computed here from the cells' records and summaries, which are the committed raw metrics; nothing
+ * is typed in by hand. A hand-written analysis lives between two markers and survives regeneration
+ * (`mergeAnalysis`). Pure functions: the CLI writes the files.
+ */
+import type { RoundRecord, RunSummary } from "../fl/records.js";
+import { heatmap, lineChart, type Series } from "../util/svg.js";
+import { formatBytes, formatCount, shortModuleName } from "./report.js";
+import type { StudyCell, StudyPlan } from "./study.js";
+
+export interface CellResult {
+  readonly cell: StudyCell;
+  readonly records: readonly RoundRecord[];
+  readonly summary: RunSummary;
+}
+
+export interface StudyReport {
+  readonly markdown: string;
+  /** File name → SVG document. */
+  readonly plots: Map<string, string>;
+}
+
+export const ANALYSIS_BEGIN = "<!-- analysis:begin (hand-written; kept when the report is regenerated) -->";
+export const ANALYSIS_END = "<!-- analysis:end -->";
+const NO_ANALYSIS = "_No analysis written yet._";
+
+/** Mean and sample standard deviation (0 for a single value). */
+export function meanStd(xs: readonly number[]): { mean: number; std: number; n: number } {
+  const n = xs.length;
+  if (n === 0) return { mean: Number.NaN, std: Number.NaN, n };
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  const std = n > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, std, n };
+}
+
+/** First evaluated round whose test accuracy reaches `target`, or undefined. */
+export function roundsToTarget(records: readonly RoundRecord[], target: number): number | undefined {
+  return records.find((r) => r.testAccuracy !== undefined && r.testAccuracy >= target)?.round;
+}
+
+/**
+ * The seed-mean curve of a group of runs: at every round evaluated in all of them, the mean test
+ * accuracy (%) and the mean cumulative training bytes (down + up).
+ */
+export function meanCurve(runs: readonly (readonly RoundRecord[])[]): { round: number; accuracy: number; bytes: number }[] {
+  if (runs.length === 0) return [];
+  const byRound = runs.map((rs) => new Map(rs.filter((r) => r.testAccuracy !== undefined).map((r) => [r.round, r])));
+  const out: { round: number; accuracy: number; bytes: number }[] = [];
+  for (const round of [...byRound[0]!.keys()].sort((a, b) => a - b)) {
+    const rs = byRound.map((m) => m.get(round));
+    if (rs.some((r) => r === undefined)) continue;
+    const acc = rs.map((r) => r!.testAccuracy! * 100);
+    const bytes = rs.map((r) => r!.cumulativeDown.bytes + r!.cumulativeUp.bytes);
+    out.push({ round, accuracy: meanStd(acc).mean, bytes: meanStd(bytes).mean });
+  }
+  return out;
+}
+
+const pct = (x: number, digits = 2) => (Number.isFinite(x) ? `${(100 * x).toFixed(digits)}` : "–");
+const pm = (xs: readonly number[]) => {
+  const s = meanStd(xs);
+  return s.n > 1 ? `${pct(s.mean)} ± ${pct(s.std)}` : pct(s.mean);
+};
+const mib = (bytes: number) => formatBytes(bytes);
+const mparams = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : formatCount(Math.round(n)));
+
+/** Statistics of one group of runs (one method on one partition, over seeds). */
+interface GroupStats {
+  readonly final: number[];
+  readonly best: number[];
+  readonly bestRound: number[];
+  readonly toTarget: (number | undefined)[];
+  readonly up: { params: number; bytes: number };
+  readonly down: { params: number; bytes: number };
+  readonly total: { params: number; bytes: number };
+  readonly seconds: number;
+}
+
+function groupStats(results: readonly CellResult[], target: number): GroupStats {
+  const avg = (f: (s: RunSummary) => number) => meanStd(results.map((r) => f(r.summary))).mean;
+  return {
+    final: results.map((r) => r.summary.finalAccuracy ?? Number.NaN),
+    best: results.map((r) => r.summary.bestAccuracy ?? Number.NaN),
+    bestRound: results.map((r) => r.summary.bestRound ?? Number.NaN),
+    toTarget: results.map((r) => roundsToTarget(r.records, target)),
+    up: { params: avg((s) => s.totalUp.params), bytes: avg((s) => s.totalUp.bytes) },
+    down: { params: avg((s) => s.totalDown.params), bytes: avg((s) => s.totalDown.bytes) },
+    total: { params: avg((s) => s.total.params), bytes: avg((s) => s.total.bytes) },
+    seconds: results.reduce((a, r) => a + r.summary.seconds, 0),
+  };
+}
+
+function formatToTarget(rounds: readonly (number | undefined)[]): string {
+  const reached = rounds.filter((r): r is number => r !== undefined);
+  if (reached.length === 0) return "not reached";
+  const mean = meanStd(reached).mean;
+  const text = Number.isInteger(mean) ? String(mean) : mean.toFixed(1);
+  return reached.length === rounds.length ? text : `${text} (${reached.length}/${rounds.length} seeds)`;
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[], align?: readonly ("l" | "r")[]): string {
+  const sep = header.map((_, i) => ((align?.[i] ?? (i === 0 ? "l" : "r")) === "r" ? "---:" : "---"));
+  return [header, sep, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+/** Mean of a value over the reference's cells of the same partition and seeds (the reduction's denominator). */
+function referenceTotal(results: readonly CellResult[], plan: StudyPlan, partition: string, seeds: readonly number[]): { params: number; bytes: number } | undefined {
+  const ref = results.filter((r) => r.cell.matrix?.method === plan.reference && r.cell.matrix.partition === partition && seeds.includes(r.cell.matrix.seed));
+  if (ref.length === 0) return undefined;
+  return { params: meanStd(ref.map((r) => r.summary.total.params)).mean, bytes: meanStd(ref.map((r) => r.summary.total.bytes)).mean };
+}
+
+const label = (items: readonly { id: string; label?: string | undefined }[], id: string) => items.find((x) => x.id === id)?.label ?? id;
+
+/** Builds the report from every cell of the plan (all must be finished). */
+export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[], opts: { plotsHref: string; cellsHref: string; command: string }): StudyReport {
+  const plots = new Map<string, string>();
+  const md: string[] = [];
+  const target = plan.targetAccuracy;
+  const matrix = (method: string, partition: string) => results.filter((r) => r.cell.matrix?.method === method && r.cell.matrix.partition === partition);
+  const img = (file: string, alt: string) => `![${alt}](${opts.plotsHref}/${file})`;
+  const first = results[0]!;
+  const cfg = first.cell.config;
+  const totalSeconds = results.reduce((a, r) => a + r.summary.seconds, 0);
+
+  md.push(`# ${plan.title}`, "");
+  md.push(
+    `<!-- Generated by \`${opts.command}\`. Everything outside the analysis markers is rewritten on every run; edit the plan or the analysis, not the tables. -->`,
+    "",
+  );
+  if (plan.description) md.push(plan.description, "");
+  md.push(`Reproduce every number below with \`${opts.command}\` (it re-runs only missing cells; delete the cells directory to run all ${results.length} from scratch).`, "");
+
+  md.push("## Setting", "");
+  const lrs = cfg.training.lr;
+  md.push(
+    table(
+      ["", "value"],
+      [
+        ["backbone", `\`${cfg.model.backbone}\` (${formatCount(first.summary.modelParams)} parameters with the target head)`],
+        ["target task", `${cfg.data.dataset}${cfg.data.classes ? ` classes ${cfg.data.classes}` : ""}${cfg.data.trainLimit ? `, ${formatCount(cfg.data.trainLimit)} training images (seeded subset)` : ""}; test set whole`],
+        ["clients", `${cfg.clients.count}, ${cfg.clients.perRound} sampled per round`],
+        ["partitions", plan.partitions.map((p) => `${p.label ?? p.id} (\`${p.partition}\`)`).join(", ")],
+        ["seeds", plan.seeds.join(", ")],
+        ["rounds", String(cfg.rounds)],
+        ["local training", `${cfg.training.optimizer}, ${cfg.training.localSteps > 0 ? `${cfg.training.localSteps} steps` : `${cfg.training.localEpochs} epoch(s)`}, batch ${cfg.training.batch}, weight decay ${cfg.training.weightDecay}; lr full ${lrs.full}, LoRA ${lrs.lora}, FFA-LoRA ${lrs["ffa-lora"]}, SVD form ${lrs.adalora}`],
+        ["evaluation", `server-side on the test set every ${cfg.evaluation.every} round(s) and after the last`],
+        ["wire", `${cfg.wire.dtype} payloads; traffic counted from the encoded messages`],
+        ["cells", `${results.length} simulations, ${(totalSeconds / 60).toFixed(1)} min of simulation wall time in total`],
+      ],
+    ),
+    "",
+  );
+  md.push(
+    "Methods (each cell's full resolved config is its `config.json`):",
+    "",
+    ...plan.methods.map((m) => `- **${m.label ?? m.id}** (\`${m.id}\`): \`${JSON.stringify(m.config)}\``),
+    "",
+  );
+
+  md.push("## Analysis", "", ANALYSIS_BEGIN, NO_ANALYSIS, ANALYSIS_END, "");
+
+  // The claim, per partition.
+  const flag = label(plan.methods, plan.flagship);
+  const ref = label(plan.methods, plan.reference);
+  md.push("## Target check", "");
+  md.push(
+    `${flag} against ${ref}: final test accuracy at most ${(100 * plan.targets.accuracyGap).toFixed(1)} points below (or better), with cumulative traffic at most ${(100 * plan.targets.trafficRatio).toFixed(0)}% of ${ref}'s. Means over seeds; traffic in parameters (bytes agree within a fraction of a percent).`,
+    "",
+  );
+  const checkRows: string[][] = [];
+  for (const p of plan.partitions) {
+    const f = matrix(plan.flagship, p.id);
+    const r = matrix(plan.reference, p.id);
+    if (f.length === 0 || r.length === 0) continue;
+    const fa = meanStd(f.map((x) => x.summary.finalAccuracy ?? Number.NaN)).mean;
+    const ra = meanStd(r.map((x) => x.summary.finalAccuracy ?? Number.NaN)).mean;
+    const ratio = meanStd(f.map((x) => x.summary.total.params)).mean / meanStd(r.map((x) => x.summary.total.params)).mean;
+    const accOk = fa >= ra - plan.targets.accuracyGap;
+    const trafficOk = ratio <= plan.targets.trafficRatio;
+    checkRows.push([p.label ?? p.id, pct(ra), pct(fa), `${fa - ra >= 0 ? "+" : ""}${(100 * (fa - ra)).toFixed(2)}`, `${(100 * ratio).toFixed(2)}%`, accOk ? "met" : "**not met**", trafficOk ? "met" : "**not met**"]);
+  }
+  md.push(table(["partition", `${ref} final %`, `${flag} final %`, "difference (points)", "traffic vs reference", "accuracy target", "traffic target"], checkRows), "");
+
+  // One table and two plots per partition.
+  for (const p of plan.partitions) {
+    md.push(`## ${p.label ?? p.id} (\`${p.partition}\`)`, "");
+    const refTotal = referenceTotal(results, plan, p.id, plan.seeds);
+    const rows: string[][] = [];
+    const series: { round: Series[]; bytes: Series[] } = { round: [], bytes: [] };
+    for (const m of plan.methods) {
+      const group = matrix(m.id, p.id);
+      if (group.length === 0) continue;
+      const s = groupStats(group, target);
+      const best = meanStd(s.best).mean;
+      rows.push([
+        m.label ?? m.id,
+        pm(s.final),
+        `${pct(best)} (r${meanStd(s.bestRound).mean.toFixed(0)})`,
+        formatToTarget(s.toTarget),
+        mparams(s.up.params),
+        mparams(s.down.params),
+        mparams(s.total.params),
+        mib(s.total.bytes),
+        refTotal ? `${pct(1 - s.total.params / refTotal.params, 1)}%` : "–",
+        refTotal ? `${pct(1 - s.total.bytes / refTotal.bytes, 1)}%` : "–",
+      ]);
+      const curve = meanCurve(group.map((g) => g.records));
+      series.round.push({ label: m.label ?? m.id, points: curve.map((c) => [c.round, c.accuracy]) });
+      series.bytes.push({ label: m.label ?? m.id, points: curve.map((c) => [c.bytes, c.accuracy]) });
+    }
+    md.push(
+      table(
+        ["method", `final acc % (mean ± std, ${plan.seeds.length} seeds)`, "best acc % (round)", `rounds to ${pct(target, 0)}%`, "params up", "params down", "params total", "bytes total", `params saved vs ${ref}`, `bytes saved vs ${ref}`],
+        rows,
+      ),
+      "",
+    );
+    const accRound = `accuracy-vs-round-${p.id}.svg`;
+    const accBytes = `accuracy-vs-traffic-${p.id}.svg`;
+    plots.set(accRound, lineChart(series.round, { title: `${p.label ?? p.id}: test accuracy vs round (mean over seeds)`, xLabel: "round", yLabel: "test accuracy (%)", width: 760 }));
+    plots.set(
+      accBytes,
+      lineChart(series.bytes, { title: `${p.label ?? p.id}: test accuracy vs cumulative traffic (mean over seeds)`, xLabel: "cumulative bytes, down + up (log scale)", yLabel: "test accuracy (%)", xLog: true, width: 760 }),
+    );
+    md.push(img(accRound, `${p.label ?? p.id}: accuracy vs round`), "", img(accBytes, `${p.label ?? p.id}: accuracy vs traffic`), "");
+  }
+
+  // The flagship's budget and where its rank went.
+  md.push(`## ${flag}: rank budget and per-layer allocation`, "");
+  const budgetSeries: Series[] = [];
+  for (const p of plan.partitions) {
+    const cell = matrix(plan.flagship, p.id)[0];
+    if (!cell) continue;
+    const budget = cell.records.filter((r) => r.budget !== undefined).map((r) => [r.round, r.budget!] as [number, number]);
+    if (budget.length === 0) continue;
+    if (budgetSeries.length === 0) budgetSeries.push({ label: "budget (active triplets)", points: budget });
+    const ranked = cell.records.filter((r) => r.ranks !== undefined);
+    const modules = Object.keys(ranked[0]!.ranks!);
+    const file = `ranks-${p.id}.svg`;
+    plots.set(
+      file,
+      heatmap(
+        modules.map((mod) => ranked.map((r) => r.ranks![mod] ?? Number.NaN)),
+        {
+          title: `${flag}, ${p.label ?? p.id}, seed ${cell.cell.matrix!.seed}: active triplets per module and round`,
+          xLabel: "round",
+          yLabel: "module",
+          rowLabels: modules.map(shortModuleName),
+          colLabels: ranked.map((r) => String(r.round)),
+          valueLabel: "active triplets",
+          height: Math.max(400, 84 + modules.length * 14),
+          width: 760,
+        },
+      ),
+    );
+    md.push(`**${p.label ?? p.id}** (seed ${cell.cell.matrix!.seed}): ${rankSummary(ranked, modules)}`, "", img(file, `${p.label ?? p.id}: ranks per module`), "");
+  }
+  if (budgetSeries.length > 0) {
+    plots.set("budget.svg", lineChart(budgetSeries, { title: `${flag}: rank budget per round (the same schedule in every cell)`, xLabel: "round", yLabel: "active triplets (all modules)", step: true, width: 760 }));
+    md.splice(md.lastIndexOf(`## ${flag}: rank budget and per-layer allocation`) + 2, 0, img("budget.svg", "budget per round"), "");
+  }
+
+  // Sensitivity sweeps.
+  if (plan.sweeps.length > 0) {
+    md.push("## Sensitivity", "");
+    for (const s of plan.sweeps) {
+      const inSweep = (v: string) => results.filter((r) => r.cell.sweeps.some((x) => x.sweep === s.id && x.variant === v));
+      const seeds = s.seeds ?? plan.seeds;
+      const refTotal = referenceTotal(results, plan, s.partition, seeds);
+      const refFinal = meanStd(matrix(plan.reference, s.partition).filter((r) => seeds.includes(r.cell.matrix!.seed)).map((r) => r.summary.finalAccuracy ?? Number.NaN)).mean;
+      md.push(`### ${s.label} (${label(plan.methods, s.method)}, ${label(plan.partitions, s.partition)}, seeds ${seeds.join(", ")})`, "");
+      const rows: string[][] = [];
+      const curves: Series[] = [];
+      for (const v of s.variants) {
+        const group = inSweep(v.id);
+        if (group.length === 0) continue;
+        const st = groupStats(group, target);
+        const final = meanStd(st.final).mean;
+        rows.push([
+          v.label,
+          `\`${JSON.stringify(v.config)}\``,
+          pm(st.final),
+          Number.isFinite(refFinal) ? `${final - refFinal >= 0 ? "+" : ""}${(100 * (final - refFinal)).toFixed(2)}` : "–",
+          mparams(st.total.params),
+          refTotal ? `${(100 * (st.total.params / refTotal.params)).toFixed(2)}%` : "–",
+          group.map((g) => g.cell.id).join(", "),
+        ]);
+        curves.push({ label: v.label, points: meanCurve(group.map((g) => g.records)).map((c) => [c.round, c.accuracy]) });
+      }
+      md.push(table(["variant", "change", "final acc %", `vs ${ref} (points)`, "params total", `traffic vs ${ref}`, "cells"], rows), "");
+      const file = `sweep-${s.id}.svg`;
+      plots.set(file, lineChart(curves, { title: `${s.label}: test accuracy vs round`, xLabel: "round", yLabel: "test accuracy (%)", width: 760 }));
+      md.push(img(file, `${s.label}: accuracy vs round`), "");
+    }
+  }
+
+  md.push("## Raw data", "");
+  md.push(
+    `Every table and plot above is computed from the files in [\`${opts.cellsHref}/\`](${opts.cellsHref}/): one directory per cell with the resolved \`config.json\`, the per-round \`metrics.jsonl\` (accuracy, loss, exact traffic up and down, budget and ranks; fields in docs/simulation.md) and \`summary.json\`. The plan is copied next to them as \`plan.json\`.`,
+    "",
+  );
+  return { markdown: `${md.join("\n").trimEnd()}\n`, plots };
+}
+
+/** One sentence on where the flagship's rank went by the last round. */
+function rankSummary(ranked: readonly RoundRecord[], modules: readonly string[]): string {
+  const last = ranked[ranked.length - 1]!;
+  const byKind = new Map<string, number>();
+  for (const m of modules) {
+    const kind = shortModuleName(m).replace(/^L\d+ /, "");
+    byKind.set(kind, (byKind.get(kind) ?? 0) + (last.ranks![m] ?? 0));
+  }
+  const byLayer = new Map<string, number>();
+  for (const m of modules) {
+    const layer = shortModuleName(m).split(" ")[0]!;
+    byLayer.set(layer, (byLayer.get(layer) ?? 0) + (last.ranks![m] ?? 0));
+  }
+  const fmt = (m: Map<string, number>) => [...m.entries()].map(([k, v]) => `${k} ${v}`).join(", ");
+  return `in round ${last.round} the ${last.budget ?? "–"} active triplets sit by module type: ${fmt(byKind)}; by layer: ${fmt(byLayer)}.`;
+}
+
+/**
+ * The new report with the analysis of the previous one (the text between the markers) carried
+ * over, so regenerating tables never loses the written part.
+ */
+export function mergeAnalysis(markdown: string, previous: string | undefined): string {
+  if (previous === undefined) return markdown;
+  const a = previous.indexOf(ANALYSIS_BEGIN);
+  const b = previous.indexOf(ANALYSIS_END);
+  if (a < 0 || b < a) return markdown;
+  const kept = previous.slice(a + ANALYSIS_BEGIN.length, b);
+  const x = markdown.indexOf(ANALYSIS_BEGIN);
+  const y = markdown.indexOf(ANALYSIS_END);
+  return `${markdown.slice(0, x + ANALYSIS_BEGIN.length)}${kept}${markdown.slice(y)}`;
+}

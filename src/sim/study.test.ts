@@ -1,0 +1,236 @@
+/**
+ * Study plans and their report: plan validation names every problem, expansion gives one resolved
+ * config per cell and folds a sweep's default into the matrix cell it equals, and the report's
+ * statistics (mean ± sample std, rounds to target, reduction vs the reference, seed-mean curves)
+ * match values computed by hand from synthetic records.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ErrorCode, SaflError } from "../errors.js";
+import type { RoundRecord, RunSummary } from "../fl/records.js";
+import { canonicalJson, expandPlan, mergeConfigs, parseStudyPlan } from "./study.js";
+import { ANALYSIS_BEGIN, ANALYSIS_END, buildStudyReport, type CellResult, meanCurve, meanStd, mergeAnalysis, roundsToTarget } from "./study-report.js";
+
+const plan = (extra: Record<string, unknown> = {}) =>
+  parseStudyPlan({
+    title: "t",
+    base: { rounds: 10, data: { dataset: "mnist" } },
+    methods: [
+      { id: "fedavg", config: { strategy: { name: "fedavg" } } },
+      { id: "sa", config: { strategy: { name: "sa-fedlora" } } },
+    ],
+    partitions: [
+      { id: "iid", partition: "iid" },
+      { id: "d", partition: "dirichlet:0.5" },
+    ],
+    seeds: [0, 1],
+    reference: "fedavg",
+    flagship: "sa",
+    targetAccuracy: 0.5,
+    ...extra,
+  });
+
+function expectInvalid(fn: () => unknown, ...parts: string[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof SaflError && e.code === ErrorCode.InvalidArgument, String(e));
+    for (const p of parts) assert.ok(e.message.includes(p), `"${p}" missing from: ${e.message}`);
+    return true;
+  });
+}
+
+describe("study plan", () => {
+  test("mergeConfigs merges objects deeply and replaces scalars and arrays", () => {
+    assert.deepEqual(mergeConfigs({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] } }, { a: { e: 2 }, d: 2 }), { a: { b: 1, c: [3], e: 2 }, d: 2 });
+    assert.equal(canonicalJson({ b: 1, a: { d: 2, c: 1 } }), canonicalJson({ a: { c: 1, d: 2 }, b: 1 }));
+  });
+
+  test("every problem of a plan is reported at once, with its path", () => {
+    expectInvalid(
+      () =>
+        parseStudyPlan({
+          title: "t",
+          methods: [
+            { id: "a", config: {} },
+            { id: "a", config: {} },
+          ],
+          partitions: [{ id: "Bad Id", partition: "iid" }],
+          seeds: [0, 0],
+          reference: "nope",
+          flagship: "a",
+          targetAccuracy: 1.5,
+        }),
+      "methods.1.id: duplicate id",
+      "partitions.0.id",
+      "seeds: seeds repeat",
+      'reference: "nope" is not one of the plan\'s methods',
+      "targetAccuracy",
+    );
+  });
+
+  test("expansion resolves one config per cell, and a sweep's default is the matrix cell", () => {
+    const p = plan({
+      sweeps: [
+        {
+          id: "init",
+          label: "initiating rounds",
+          method: "sa",
+          partition: "d",
+          seeds: [0],
+          variants: [
+            { id: "default", label: "2", config: {} },
+            { id: "one", label: "1", config: { strategy: { initiating: { rounds: 1 } } } },
+          ],
+        },
+      ],
+    });
+    const cells = expandPlan(p);
+    assert.equal(cells.length, 2 * 2 * 2 + 1);
+    const sa = cells.find((c) => c.id === "sa.d.s0")!;
+    assert.equal(sa.config.strategy.name, "sa-fedlora");
+    assert.equal(sa.config.clients.partition, "dirichlet:0.5");
+    assert.equal(sa.config.rounds, 10);
+    assert.deepEqual(sa.sweeps, [{ sweep: "init", variant: "default", seed: 0 }]);
+    const one = cells.find((c) => c.id === "sweep-init-one.d.s0")!;
+    assert.equal(one.matrix, undefined);
+    assert.ok(one.config.strategy.name === "sa-fedlora" && one.config.strategy.initiating.rounds === 1);
+    assert.equal(cells.find((c) => c.id === "fedavg.iid.s1")!.config.seed, 1);
+  });
+
+  test("invalid cell configs are reported together, naming the cell", () => {
+    const p = plan({ methods: [
+      { id: "fedavg", config: { strategy: { name: "fedavg" } } },
+      { id: "sa", config: { strategy: { name: "sa-fedlora", initiating: { rounds: 10 } } } },
+    ] });
+    expectInvalid(() => expandPlan(p), "4 invalid cells", "cell sa.iid.s0", "cell sa.d.s1", "initiating rounds leave no annealing round");
+  });
+
+  test("two methods with the same config are an error, not a silent duplicate", () => {
+    const p = plan({ methods: [
+      { id: "fedavg", config: { strategy: { name: "fedavg" } } },
+      { id: "sa", config: { strategy: { name: "fedavg" } } },
+    ] });
+    expectInvalid(() => expandPlan(p), "cell sa.iid.s0 has the same config as fedavg.iid.s0");
+  });
+});
+
+/** A synthetic run: accuracy per evaluated round, fixed traffic per round. */
+function records(acc: readonly (number | undefined)[], perRound: { up: number; down: number }, fedavgPerRound: number): RoundRecord[] {
+  return acc.map((a, i) => {
+    const n = i + 1;
+    const t = (x: number) => ({ params: x, bytes: 4 * x });
+    return {
+      round: n,
+      stage: "train",
+      sampled: 2,
+      accepted: 2,
+      failures: [],
+      ...(a === undefined ? {} : { testAccuracy: a }),
+      down: t(perRound.down),
+      up: t(perRound.up),
+      evalTraffic: t(0),
+      cumulativeDown: t(n * perRound.down),
+      cumulativeUp: t(n * perRound.up),
+      fedavgCumulative: t(n * fedavgPerRound),
+      seconds: 1,
+      timing: { clientTrain: 1, evaluate: 0, codec: 0, aggregate: 0, other: 0 },
+    };
+  });
+}
+
+function summaryOf(name: string, rs: RoundRecord[]): RunSummary {
+  const last = rs[rs.length - 1]!;
+  const evaluated = rs.filter((r) => r.testAccuracy !== undefined);
+  const best = evaluated.reduce((b, r) => (r.testAccuracy! > b.testAccuracy! ? r : b));
+  const total = { params: last.cumulativeDown.params + last.cumulativeUp.params, bytes: last.cumulativeDown.bytes + last.cumulativeUp.bytes };
+  return {
+    strategy: name,
+    rounds: rs.length,
+    finalAccuracy: last.testAccuracy,
+    bestAccuracy: best.testAccuracy,
+    bestRound: best.round,
+    totalDown: last.cumulativeDown,
+    totalUp: last.cumulativeUp,
+    total,
+    fedavgTotal: last.fedavgCumulative,
+    reduction: { params: 1 - total.params / last.fedavgCumulative.params, bytes: 1 - total.bytes / last.fedavgCumulative.bytes },
+    modelParams: 100,
+    seconds: 2,
+    details: {},
+  };
+}
+
+describe("study report", () => {
+  test("meanStd uses the sample standard deviation", () => {
+    const s = meanStd([0.8, 0.9]);
+    assert.ok(Math.abs(s.mean - 0.85) < 1e-12);
+    assert.ok(Math.abs(s.std - Math.SQRT1_2 * 0.1) < 1e-12);
+    assert.equal(meanStd([0.5]).std, 0);
+  });
+
+  test("rounds to target is the first evaluated round at or above it", () => {
+    const rs = records([0.4, undefined, 0.6, 0.55, 0.7], { up: 1, down: 1 }, 10);
+    assert.equal(roundsToTarget(rs, 0.6), 3);
+    assert.equal(roundsToTarget(rs, 0.65), 5);
+    assert.equal(roundsToTarget(rs, 0.9), undefined);
+  });
+
+  test("seed-mean curves average accuracy and cumulative bytes at rounds evaluated in every seed", () => {
+    const a = records([0.4, 0.5, 0.6], { up: 1, down: 1 }, 10);
+    const b = records([0.6, undefined, 0.8], { up: 2, down: 2 }, 10);
+    const c = meanCurve([a, b]);
+    assert.deepEqual(c.map((x) => x.round), [1, 3]);
+    assert.ok(Math.abs(c[1]!.accuracy - 70) < 1e-9);
+    // round 3: seed a sent 3*(1+1) params = 24 bytes, seed b 3*(2+2) = 48 bytes
+    assert.equal(c[1]!.bytes, 36);
+  });
+
+  test("tables, the target check and the sweeps come from the cells' numbers", () => {
+    const p = plan({
+      sweeps: [
+        {
+          id: "init",
+          label: "initiating rounds",
+          method: "sa",
+          partition: "d",
+          variants: [
+            { id: "default", label: "2", config: {} },
+            { id: "one", label: "1", config: { strategy: { initiating: { rounds: 1 } } } },
+          ],
+        },
+      ],
+    });
+    const cells = expandPlan(p);
+    const results: CellResult[] = cells.map((cell) => {
+      const isFedavg = cell.config.strategy.name === "fedavg";
+      // FedAvg: 0.80/0.90 final (seed 0/1); SA: 0.79/0.85, 5% of FedAvg's traffic; sweep cell: 0.5.
+      const seed = cell.config.seed;
+      const final = cell.matrix ? (isFedavg ? [0.8, 0.9] : [0.79, 0.85])[seed]! : 0.5;
+      const rs = records(Array.from({ length: 10 }, (_, i) => (i === 9 ? final : 0.1 * (i + 1) * final)), isFedavg ? { up: 100, down: 100 } : { up: 5, down: 5 }, 200);
+      return { cell, records: rs, summary: summaryOf(cell.config.strategy.name, rs) };
+    });
+    const { markdown, plots } = buildStudyReport(p, results, { plotsHref: "results/plots", cellsHref: "results/cells", command: "safl study --plan x" });
+    // Target check: FedAvg 85.00, SA 82.00 => -3.00 points; traffic 5.00%.
+    assert.match(markdown, /\| iid \| 85\.00 \| 82\.00 \| -3\.00 \| 5\.00% \| \*\*not met\*\* \| met \|/);
+    // Per-partition rows: mean ± sample std of final accuracy, reduction 95%.
+    assert.ok(markdown.includes(`| fedavg | 85.00 ± ${(100 * meanStd([0.8, 0.9]).std).toFixed(2)} |`), markdown);
+    assert.ok(markdown.includes("| 95.0% | 95.0% |"));
+    // Rounds to 50%: FedAvg reaches 0.5 at round 7 (0.07*... ) -- computed: first i with 0.1*(i+1)*final >= 0.5.
+    const first = (f: number) => Array.from({ length: 10 }, (_, i) => (i === 9 ? f : 0.1 * (i + 1) * f)).findIndex((a) => a >= 0.5) + 1;
+    assert.ok(markdown.includes(`| ${(first(0.8) + first(0.9)) / 2} |`) || markdown.includes(`| ${((first(0.8) + first(0.9)) / 2).toFixed(1)} |`));
+    // Sweep: the default variant is the matrix cell, the other its own cells.
+    assert.ok(markdown.includes("sa.d.s0, sa.d.s1"));
+    assert.ok(markdown.includes("sweep-init-one.d.s0, sweep-init-one.d.s1"));
+    assert.ok(markdown.includes("| 1 | `{\"strategy\":{\"initiating\":{\"rounds\":1}}}` | 50.00 ± 0.00 | -35.00 |"));
+    for (const f of ["accuracy-vs-round-iid.svg", "accuracy-vs-traffic-d.svg", "sweep-init.svg"]) assert.ok(plots.has(f), f);
+    assert.ok(markdown.includes("](results/plots/accuracy-vs-round-iid.svg)"));
+  });
+
+  test("the hand-written analysis survives regeneration", () => {
+    const fresh = `# r\n\n${ANALYSIS_BEGIN}\n_No analysis written yet._\n${ANALYSIS_END}\n\n| t | 1 |\n`;
+    const edited = fresh.replace("_No analysis written yet._", "It stands.").replace("| t | 1 |", "| t | stale |");
+    const merged = mergeAnalysis(fresh.replace("| t | 1 |", "| t | 2 |"), edited);
+    assert.ok(merged.includes("It stands.") && merged.includes("| t | 2 |") && !merged.includes("stale"));
+    assert.equal(mergeAnalysis(fresh, undefined), fresh);
+    assert.equal(mergeAnalysis(fresh, "no markers"), fresh);
+  });
+});
