@@ -3,7 +3,8 @@
  * 1 partition, 2 seeds): it writes every cell and the report; a second run without --resume refuses
  * to mix with finished cells; --resume re-runs exactly the missing cell, clears a partial cell left
  * by an interrupted run and keeps the hand-written analysis; a finished cell whose config no longer
- * matches the plan is refused; a bad plan names its problems and writes nothing.
+ * matches the plan is refused; a missing Fashion-MNIST says how to get it; a bad plan names its
+ * problems and writes nothing.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -97,6 +98,19 @@ describe("safl study", () => {
     const stale = run("--plan", planPath, "--out", out, "--report", report, "--resume");
     assert.notEqual(stale.status, 0);
     assert.match(stale.stderr, /4 finished cell\(s\) .* were run with a config the plan no longer gives/);
+  });
+
+  test("a missing Fashion-MNIST says how to get it and leaves no partial cell", async () => {
+    const empty = join(tmp, "no-data");
+    await mkdir(empty);
+    const planPath = join(tmp, "fmnist.json");
+    await writeFile(planPath, JSON.stringify({ ...PLAN, base: { ...PLAN.base, data: { dataset: "fashion-mnist", dataDir: empty } } }));
+    const out = join(tmp, "fmnist-out");
+    const r = run("--plan", planPath, "--out", out);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /cell fedavg\.iid\.s0 failed: Fashion-MNIST files not found/);
+    assert.match(r.stderr, /apt-get install dataset-fashion-mnist/);
+    assert.deepEqual(await readdir(join(out, "cells")), []);
   });
 
   test("a bad plan reports its problems and writes nothing", async () => {

@@ -22,6 +22,7 @@ import { buildVit } from "../nn/vit.js";
 import { NodeRuntime } from "../runtime/node.js";
 import { Rng } from "../util/rng.js";
 import { InMemoryGrid, SharedBaseStore, type VirtualClient } from "./memory-grid.js";
+import { trainSubset } from "./simulate.js";
 
 const runtime = new NodeRuntime({ threads: 1 });
 const HIDDEN = 8;
@@ -243,5 +244,30 @@ describe("federated core on a tiny ViT", () => {
     assert.match(decodeMessage(reply).failure ?? "", /no base version 3/);
     const garbage = await engine.handle({ clientId: "c0", train: data, storage }, Uint8Array.of(1, 2, 3));
     assert.match(decodeMessage(garbage.reply).failure ?? "", /wire/);
+  });
+});
+
+describe("data.trainLimit", () => {
+  // 50 one-pixel images whose pixel value is their index, so a subset shows which examples it kept.
+  const ds = makeDataset({
+    name: "toy",
+    images: Float32Array.from({ length: 50 }, (_, i) => i),
+    labels: Int32Array.from({ length: 50 }, (_, i) => i % 5),
+    channels: 1,
+    height: 1,
+    width: 1,
+    classes: [0, 1, 2, 3, 4],
+  });
+  test("keeps a seeded subset of distinct examples in their original order", () => {
+    const a = trainSubset(ds, 20, 3);
+    const kept = [...a.images];
+    assert.equal(a.count, 20);
+    assert.equal(new Set(kept).size, 20);
+    assert.deepEqual(kept, [...kept].sort((x, y) => x - y));
+    for (let j = 0; j < a.count; j++) assert.equal(a.labels[j], kept[j]! % 5);
+    assert.deepEqual([...trainSubset(ds, 20, 3).images], kept, "same seed, same subset");
+    assert.notDeepEqual([...trainSubset(ds, 20, 4).images], kept, "another seed, another subset");
+    assert.equal(trainSubset(ds, 50, 3), ds);
+    assert.equal(trainSubset(ds, 80, 3), ds);
   });
 });

@@ -230,6 +230,36 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
     md.push(img(accRound, `${p.label ?? p.id}: accuracy vs round`), "", img(accBytes, `${p.label ?? p.id}: accuracy vs traffic`), "");
   }
 
+  // Where the flagship's traffic goes, by stage and budget phase.
+  md.push(`## Where ${flag}'s traffic goes`, "");
+  md.push(
+    `Parameters sent (down + up, mean over seeds) in the rounds of each stage and budget phase, as a share of ${ref}'s total on the same partition. The base downloads (the initiating stage's result, sent once to each client the first time it takes part in the annealing stage) are counted in the annealing rounds where they happen.`,
+    "",
+  );
+  const phases = ["initiating", "heating", "annealing", "cooling", "train"] as const;
+  const phaseRows: string[][] = [];
+  for (const p of plan.partitions) {
+    const group = matrix(plan.flagship, p.id);
+    const refTotal = referenceTotal(results, plan, p.id, plan.seeds);
+    if (group.length === 0 || !refTotal) continue;
+    const share = new Map<string, number>();
+    for (const g of group) {
+      for (const r of g.records) {
+        const key = r.stage === "annealing" ? (r.phase ?? "annealing") : r.stage;
+        share.set(key, (share.get(key) ?? 0) + (r.down.params + r.up.params) / group.length / refTotal.params);
+      }
+    }
+    const downloads = meanStd(group.map((g) => baseDownloads(g.summary) ?? Number.NaN)).mean;
+    const total = [...share.values()].reduce((a, b) => a + b, 0);
+    phaseRows.push([
+      p.label ?? p.id,
+      ...phases.slice(0, 4).map((ph) => (share.has(ph) ? `${(100 * share.get(ph)!).toFixed(2)}%` : "–")),
+      `${(100 * total).toFixed(2)}%`,
+      Number.isFinite(downloads) ? downloads.toFixed(1) : "–",
+    ]);
+  }
+  md.push(table(["partition", "initiating rounds", "heating rounds", "decay rounds", "cooling rounds", "total", "base downloads (clients)"], phaseRows), "");
+
   // The flagship's budget and where its rank went.
   md.push(`## ${flag}: rank budget and per-layer allocation`, "");
   const budgetSeries: Series[] = [];
@@ -305,6 +335,14 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
     "",
   );
   return { markdown: `${md.join("\n").trimEnd()}\n`, plots };
+}
+
+/** How many clients were sent the initiating stage's base (SA-FedLoRA's summary details), if recorded. */
+function baseDownloads(summary: RunSummary): number | undefined {
+  const second = summary.details["secondStage"];
+  if (second === null || typeof second !== "object") return undefined;
+  const n = (second as Record<string, unknown>)["baseDownloads"];
+  return typeof n === "number" ? n : undefined;
 }
 
 /** One sentence on where the flagship's rank went by the last round. */

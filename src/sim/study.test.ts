@@ -221,6 +221,8 @@ describe("study report", () => {
     assert.ok(markdown.includes("sa.d.s0, sa.d.s1"));
     assert.ok(markdown.includes("sweep-init-one.d.s0, sweep-init-one.d.s1"));
     assert.ok(markdown.includes("| 1 | `{\"strategy\":{\"initiating\":{\"rounds\":1}}}` | 50.00 ± 0.00 | -35.00 |"));
+    // Traffic by stage: the synthetic flagship sends 5% of FedAvg, all in plain training rounds.
+    assert.ok(markdown.includes("| iid | – | – | – | – | 5.00% | – |"), markdown);
     for (const f of ["accuracy-vs-round-iid.svg", "accuracy-vs-traffic-d.svg", "sweep-init.svg"]) assert.ok(plots.has(f), f);
     assert.ok(markdown.includes("](results/plots/accuracy-vs-round-iid.svg)"));
   });

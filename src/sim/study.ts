@@ -164,7 +164,7 @@ export function resultKey(cfg: RunConfig): string {
 }
 
 /**
- * Every cell of a plan, matrix first (method-major, then partition, then seed), then the sweeps'
+ * Every cell of a plan, matrix first (seed-major, then partition, then method), then the sweeps'
  * variants that are not already a matrix cell. Each config is validated; all problems are reported
  * together, naming the cell.
  */
@@ -182,9 +182,10 @@ export function expandPlan(plan: StudyPlan): StudyCell[] {
       return undefined;
     }
   };
-  for (const m of plan.methods) {
+  // Seed-major, so a study stopped early still has every method and partition of the first seeds.
+  for (const seed of plan.seeds) {
     for (const p of plan.partitions) {
-      for (const seed of plan.seeds) {
+      for (const m of plan.methods) {
         const id = `${m.id}.${p.id}.s${seed}`;
         const config = resolve(id, [plan.base, m.config, { clients: { partition: p.partition }, seed }]);
         if (!config) continue;
