@@ -114,6 +114,7 @@ function referenceTotal(results: readonly CellResult[], plan: StudyPlan, partiti
   return { params: meanStd(ref.map((r) => r.summary.total.params)).mean, bytes: meanStd(ref.map((r) => r.summary.total.bytes)).mean };
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const label = (items: readonly { id: string; label?: string | undefined }[], id: string) => items.find((x) => x.id === id)?.label ?? id;
 
 /** Builds the report from every cell of the plan (all must be finished). */
@@ -141,16 +142,16 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
     table(
       ["", "value"],
       [
-        ["backbone", `\`${cfg.model.backbone}\` (${formatCount(first.summary.modelParams)} parameters with the target head)`],
+        ["backbone", `${cfg.model.backbone === "default" ? "the shipped `models/vit-micro-mnist-0-4`" : `\`${cfg.model.backbone}\``} (${formatCount(first.summary.modelParams)} parameters with the target head)`],
         ["target task", `${cfg.data.dataset}${cfg.data.classes ? ` classes ${cfg.data.classes}` : ""}${cfg.data.trainLimit ? `, ${formatCount(cfg.data.trainLimit)} training images (seeded subset)` : ""}; test set whole`],
         ["clients", `${cfg.clients.count}, ${cfg.clients.perRound} sampled per round`],
         ["partitions", plan.partitions.map((p) => `${p.label ?? p.id} (\`${p.partition}\`)`).join(", ")],
         ["seeds", plan.seeds.join(", ")],
         ["rounds", String(cfg.rounds)],
         ["local training", `${cfg.training.optimizer}, ${cfg.training.localSteps > 0 ? `${cfg.training.localSteps} steps` : `${cfg.training.localEpochs} epoch(s)`}, batch ${cfg.training.batch}, weight decay ${cfg.training.weightDecay}; lr full ${lrs.full}, LoRA ${lrs.lora}, FFA-LoRA ${lrs["ffa-lora"]}, SVD form ${lrs.adalora}`],
-        ["evaluation", `server-side on the test set every ${cfg.evaluation.every} round(s) and after the last`],
+        ["evaluation", `server-side on the whole test set ${cfg.evaluation.every === 1 ? "every round" : `every ${cfg.evaluation.every} rounds and after the last`}`],
         ["wire", `${cfg.wire.dtype} payloads; traffic counted from the encoded messages`],
-        ["cells", `${results.length} simulations, ${(totalSeconds / 60).toFixed(1)} min of simulation wall time in total`],
+        ["cells", `${plural(results.length, "simulation")}, ${(totalSeconds / 60).toFixed(1)} min of simulation wall time in total`],
       ],
     ),
     "",
@@ -179,12 +180,18 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
     if (f.length === 0 || r.length === 0) continue;
     const fa = meanStd(f.map((x) => x.summary.finalAccuracy ?? Number.NaN)).mean;
     const ra = meanStd(r.map((x) => x.summary.finalAccuracy ?? Number.NaN)).mean;
+    // Seeds pair up (same training subset, partition and sampling), so the paired differences show the spread.
+    const paired = f.flatMap((x) => {
+      const twin = r.find((y) => y.cell.matrix!.seed === x.cell.matrix!.seed);
+      return twin ? [(x.summary.finalAccuracy ?? Number.NaN) - (twin.summary.finalAccuracy ?? Number.NaN)] : [];
+    });
+    const diff = meanStd(paired);
     const ratio = meanStd(f.map((x) => x.summary.total.params)).mean / meanStd(r.map((x) => x.summary.total.params)).mean;
     const accOk = fa >= ra - plan.targets.accuracyGap;
     const trafficOk = ratio <= plan.targets.trafficRatio;
-    checkRows.push([p.label ?? p.id, pct(ra), pct(fa), `${fa - ra >= 0 ? "+" : ""}${(100 * (fa - ra)).toFixed(2)}`, `${(100 * ratio).toFixed(2)}%`, accOk ? "met" : "**not met**", trafficOk ? "met" : "**not met**"]);
+    checkRows.push([p.label ?? p.id, pct(ra), pct(fa), `${fa - ra >= 0 ? "+" : ""}${(100 * (fa - ra)).toFixed(2)}${diff.n > 1 ? ` ± ${(100 * diff.std).toFixed(2)}` : ""}`, `${(100 * ratio).toFixed(2)}%`, accOk ? "met" : "**not met**", trafficOk ? "met" : "**not met**"]);
   }
-  md.push(table(["partition", `${ref} final %`, `${flag} final %`, "difference (points)", "traffic vs reference", "accuracy target", "traffic target"], checkRows), "");
+  md.push(table(["partition", `${ref} final %`, `${flag} final %`, "difference (points; ± std of the paired per-seed differences)", "traffic vs reference", "accuracy target", "traffic target"], checkRows), "");
 
   // One table and two plots per partition.
   for (const p of plan.partitions) {
@@ -215,7 +222,7 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
     }
     md.push(
       table(
-        ["method", `final acc % (mean ± std, ${plan.seeds.length} seeds)`, "best acc % (round)", `rounds to ${pct(target, 0)}%`, "params up", "params down", "params total", "bytes total", `params saved vs ${ref}`, `bytes saved vs ${ref}`],
+        ["method", `final acc % (mean ± std, ${plural(plan.seeds.length, "seed")})`, "best acc % (round)", `rounds to ${pct(target, 0)}%${cfg.evaluation.every > 1 ? ` (evaluated every ${cfg.evaluation.every})` : ""}`, "params up", "params down", "params total", "bytes total", `params saved vs ${ref}`, `bytes saved vs ${ref}`],
         rows,
       ),
       "",
@@ -260,8 +267,9 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
   }
   md.push(table(["partition", "initiating rounds", "heating rounds", "decay rounds", "cooling rounds", "total", "base downloads (clients)"], phaseRows), "");
 
-  // The flagship's budget and where its rank went.
-  md.push(`## ${flag}: rank budget and per-layer allocation`, "");
+  // The flagship's budget and where its rank went (SVD-form methods only).
+  const budgeted = results.some((r) => r.cell.matrix?.method === plan.flagship && r.records.some((x) => x.budget !== undefined));
+  if (budgeted) md.push(`## ${flag}: rank budget and per-layer allocation`, "");
   const budgetSeries: Series[] = [];
   for (const p of plan.partitions) {
     const cell = matrix(plan.flagship, p.id)[0];
