@@ -32,6 +32,13 @@ const annealingFields = {
   scoreSmoothing: z.number().min(0).lt(1).default(0.5),
   /** "top-b": keep the b best triplets over all modules (AdaLoRA's global rule); "per-module": b/M per module. */
   selection: z.enum(["top-b", "per-module"]).default("top-b"),
+  /**
+   * How the server combines the clients' triplets: "factors" (the default when omitted) averages
+   * P, λ and Q separately; "product" averages the clients' P·diag(λ)·Q and re-factorizes the mean
+   * by a truncated SVD (docs/algorithm.md). Optional without a default, so configs that leave it
+   * out resolve exactly as before it existed.
+   */
+  aggregation: z.enum(["factors", "product"]).optional(),
 };
 
 /** The SVD adapter of the annealing stage; SA-FedLoRA's defaults: r₀ = 8, r_T = 2 (see docs/algorithm.md). */
@@ -53,6 +60,7 @@ export const strategySpecSchema = z.discriminatedUnion("name", [
       coolRounds: annealingFields.coolRounds.default(4),
       scoreSmoothing: annealingFields.scoreSmoothing,
       selection: annealingFields.selection,
+      aggregation: annealingFields.aggregation,
     })
     .strict(),
   z
@@ -76,6 +84,7 @@ export const strategySpecSchema = z.discriminatedUnion("name", [
       fixedRank: z.boolean().default(false),
       scoreSmoothing: annealingFields.scoreSmoothing,
       selection: annealingFields.selection,
+      aggregation: annealingFields.aggregation,
     })
     .strict(),
 ]);
@@ -133,6 +142,7 @@ export function createStrategy(spec: StrategySpec, ctx: StrategyContext): Strate
         fixedRank: false,
         scoreSmoothing: spec.scoreSmoothing,
         selection: spec.selection,
+        aggregation: spec.aggregation ?? "factors",
       });
     case "sa-fedlora":
       return createSaFedLora(spec, ctx);
@@ -164,6 +174,7 @@ function createSaFedLora(spec: Extract<StrategySpec, { name: "sa-fedlora" }>, ct
       fixedRank: spec.fixedRank,
       scoreSmoothing: spec.scoreSmoothing,
       selection: spec.selection,
+      aggregation: spec.aggregation ?? "factors",
     });
   if (init.rounds === 0 || init.trainable === "adapter") {
     return svd(new FrozenBase(0, initial), headOf(initial), 1, rounds, init.rounds);

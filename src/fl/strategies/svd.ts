@@ -20,7 +20,7 @@ import type { ParamStore } from "../../nn/params.js";
 import { allocate } from "../../peft/adalora/allocator.js";
 import type { ModuleScores } from "../../peft/adalora/importance.js";
 import { type SvdAdapter, writeMask } from "../../peft/adalora/layer.js";
-import { activeCount, packModule, unpackModule } from "../../peft/adalora/pack.js";
+import { activeCount, type PackedModule, packModule, unpackModule } from "../../peft/adalora/pack.js";
 import { budgetSchedule, type SchedulePhase } from "../../peft/adalora/schedule.js";
 import { mergeAdapter } from "../../peft/merge.js";
 import { isHeadParam } from "../../peft/model.js";
@@ -30,6 +30,7 @@ import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
 import type { RoundInfo } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
+import { truncatedSvd } from "../../util/linalg.js";
 import type { WireMessage } from "../wire.js";
 import type { FrozenBase } from "./base.js";
 
@@ -61,6 +62,8 @@ export interface SvdStrategyOptions {
   /** β of the server's score smoothing S ← β·S + (1−β)·S_round (0: this round's average only). */
   readonly scoreSmoothing: number;
   readonly selection: Selection;
+  /** "factors": average P, λ, Q separately; "product": average P·diag(λ)·Q and re-factorize it. */
+  readonly aggregation: "factors" | "product";
 }
 
 export class SvdStrategy implements Strategy {
@@ -151,7 +154,17 @@ export class SvdStrategy implements Strategy {
   aggregateTrain(_round: number, replies: readonly AcceptedReply[]): void {
     const agg = aggregateReplies(replies.map((r) => r.message));
     for (const t of agg.tensors) this.values.set(t.name, t.shape, t.data);
-    for (const p of agg.packed) unpackModule(p, this.values);
+    if (this.opts.aggregation === "product") {
+      // aggregateReplies has validated every reply against this round's expectation already.
+      const weights = replies.map((r) => r.message.sampleCount ?? 0);
+      for (const m of this.adapter.modules()) {
+        const previous = packModule(this.values, m);
+        const mods = replies.map((r) => r.message.packed.find((p) => p.name === m.name)!);
+        unpackModule(refactorizedMean(mods, weights, previous), this.values);
+      }
+    } else {
+      for (const p of agg.packed) unpackModule(p, this.values);
+    }
     const beta = this.opts.scoreSmoothing;
     const prev = this.scores ? new Map(this.scores.map((s) => [s.module, s.scores])) : undefined;
     this.scores = agg.scores.map((s) => {
@@ -187,8 +200,73 @@ export class SvdStrategy implements Strategy {
       baseDownloads: this.opts.base.downloads,
       scoreSmoothing: this.opts.scoreSmoothing,
       selection: this.opts.selection,
+      aggregation: this.opts.aggregation,
     };
   }
+}
+
+/**
+ * The sample-weighted mean of the clients' products P_k·diag(λ_k)·Q_k of one module (active
+ * triplets only), re-factorized as its best rank-k approximation U·diag(σ)·Vᵀ (k = active
+ * triplets): P = U, λ = σ, Q = Vᵀ, which also satisfies the adapter's orthogonality target. Unlike
+ * averaging P, λ and Q separately, this is exact whenever the mean has rank ≤ k. The new components
+ * are matched to the previous triplets by the overlap of their P columns (greedy, largest first,
+ * sign-aligned) so that each triplet's smoothed importance score stays with its direction; a
+ * component with σ = 0 keeps the previous triplet's P column and Q row with λ = 0.
+ */
+export function refactorizedMean(mods: readonly PackedModule[], weights: readonly number[], previous: PackedModule): PackedModule {
+  const { outFeatures: out, inFeatures: inn } = previous;
+  const k = previous.e.length;
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (!(total > 0) || mods.length !== weights.length) throw new Error(`refactorizedMean: ${mods.length} modules with total weight ${total}`);
+  const mean = new Float64Array(out * inn);
+  mods.forEach((pm, c) => {
+    const w = weights[c]! / total;
+    for (let o = 0; o < out; o++) {
+      for (let j = 0; j < k; j++) {
+        const pe = w * pm.p[o * k + j]! * pm.e[j]!;
+        if (pe === 0) continue;
+        for (let i = 0; i < inn; i++) mean[o * inn + i]! += pe * pm.q[j * inn + i]!;
+      }
+    }
+  });
+  const { u, s, vt } = truncatedSvd(mean, out, inn, k);
+  // overlap[a][b] = cos between previous P column a and new U column b.
+  const overlap: number[][] = [];
+  for (let a = 0; a < k; a++) {
+    let norm = 0;
+    for (let o = 0; o < out; o++) norm += previous.p[o * k + a]! ** 2;
+    overlap.push(Array.from({ length: k }, (_, b) => {
+      let dot = 0;
+      for (let o = 0; o < out; o++) dot += previous.p[o * k + a]! * u[o * k + b]!;
+      return norm > 0 ? dot / Math.sqrt(norm) : 0;
+    }));
+  }
+  const slotOf = new Array<number>(k).fill(-1);
+  const usedSlot = new Set<number>();
+  const pairs = overlap.flatMap((row, a) => row.map((v, b) => ({ a, b, v: Math.abs(v) }))).sort((x, y) => y.v - x.v || x.b - y.b || x.a - y.a);
+  for (const { a, b } of pairs) {
+    if (slotOf[b] !== -1 || usedSlot.has(a)) continue;
+    slotOf[b] = a;
+    usedSlot.add(a);
+  }
+  const p = new Float32Array(out * k);
+  const e = new Float32Array(k);
+  const q = new Float32Array(k * inn);
+  for (let b = 0; b < k; b++) {
+    const a = slotOf[b]!;
+    if (s[b] === 0) {
+      for (let o = 0; o < out; o++) p[o * k + a] = previous.p[o * k + a]!;
+      q.set(previous.q.subarray(a * inn, (a + 1) * inn), a * inn);
+      e[a] = 0;
+      continue;
+    }
+    const sign = overlap[a]![b]! < 0 ? -1 : 1;
+    for (let o = 0; o < out; o++) p[o * k + a] = sign * u[o * k + b]!;
+    for (let i = 0; i < inn; i++) q[a * inn + i] = sign * vt[b * inn + i]!;
+    e[a] = s[b]!;
+  }
+  return { ...previous, p, e, q };
 }
 
 /**
