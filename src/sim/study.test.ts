@@ -211,9 +211,12 @@ describe("study report", () => {
     const { markdown, plots } = buildStudyReport(p, results, { plotsHref: "results/plots", cellsHref: "results/cells", command: "safl study --plan x" });
     // Target check: FedAvg 85.00, SA 82.00 => -3.00 points; paired differences -1 and -5 points
     // have a sample std of 2.83; traffic 5.00%.
-    assert.match(markdown, /\| iid \| 85\.00 \| 82\.00 \| -3\.00 ± 2\.83 \| 5\.00% \| \*\*not met\*\* \| met \|/);
+    // Over the last 5 evaluations: rounds 6-10, at 0.6, 0.7, 0.8 and 0.9 of the final accuracy, then the final one.
+    const lastMean = (f: number) => [0.6, 0.7, 0.8, 0.9, 1].reduce((a, x) => a + (x === 1 ? f : x * f), 0) / 5;
+    const lastDiff = (lastMean(0.79) + lastMean(0.85) - lastMean(0.8) - lastMean(0.9)) / 2;
+    assert.ok(markdown.includes(`| iid | 85.00 | 82.00 | -3.00 ± 2.83 | ${(100 * lastDiff).toFixed(2)} | 5.00% | **not met** | met |`), markdown);
     // Per-partition rows: mean ± sample std of final accuracy, reduction 95%.
-    assert.ok(markdown.includes(`| fedavg | 85.00 ± ${(100 * meanStd([0.8, 0.9]).std).toFixed(2)} |`), markdown);
+    assert.ok(markdown.includes(`| fedavg | 85.00 ± ${(100 * meanStd([0.8, 0.9]).std).toFixed(2)} | ${(100 * (lastMean(0.8) + lastMean(0.9)) / 2).toFixed(2)} ± `), markdown);
     assert.ok(markdown.includes("| 95.0% | 95.0% |"));
     // Rounds to 50%: FedAvg reaches 0.5 at round 7 (0.07*... ) -- computed: first i with 0.1*(i+1)*final >= 0.5.
     const first = (f: number) => Array.from({ length: 10 }, (_, i) => (i === 9 ? f : 0.1 * (i + 1) * f)).findIndex((a) => a >= 0.5) + 1;
@@ -223,7 +226,7 @@ describe("study report", () => {
     assert.ok(markdown.includes("sweep-init-one.d.s0, sweep-init-one.d.s1"));
     assert.ok(markdown.includes("| 1 | `{\"strategy\":{\"initiating\":{\"rounds\":1}}}` | 50.00 ± 0.00 | -35.00 |"));
     // Traffic by stage: the synthetic flagship sends 5% of FedAvg, all in plain training rounds.
-    assert.ok(markdown.includes("| iid | – | – | – | – | 5.00% | – |"), markdown);
+    assert.ok(markdown.includes("| iid | – | – | – | – | 5.00% | 0.00% | – |"), markdown);
     for (const f of ["accuracy-vs-round-iid.svg", "accuracy-vs-traffic-d.svg", "sweep-init.svg"]) assert.ok(plots.has(f), f);
     assert.ok(markdown.includes("](results/plots/accuracy-vs-round-iid.svg)"));
   });
