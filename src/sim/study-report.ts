@@ -329,7 +329,7 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
       const seeds = s.seeds ?? plan.seeds;
       const refTotal = referenceTotal(results, plan, s.partition, seeds);
       const refFinal = meanStd(matrix(plan.reference, s.partition).filter((r) => seeds.includes(r.cell.matrix!.seed)).map((r) => r.summary.finalAccuracy ?? Number.NaN)).mean;
-      md.push(`### ${s.label} (${label(plan.methods, s.method)}, ${label(plan.partitions, s.partition)}, seeds ${seeds.join(", ")})`, "");
+      md.push(`### ${s.label} (${label(plan.methods, s.method)}, ${label(plan.partitions, s.partition)}, ${seeds.length === 1 ? "seed" : "seeds"} ${seeds.join(", ")})`, "");
       const rows: string[][] = [];
       const curves: Series[] = [];
       for (const v of s.variants) {
