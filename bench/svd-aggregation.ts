@@ -14,7 +14,9 @@
  * Defaults are the study's setting (Fashion-MNIST, 10,000 training images, 20 clients, 10 per round,
  * SA-FedLoRA with its default schedule over `--rounds`); needs `dataset-fashion-mnist`.
  */
+import { weightedMean } from "../src/fl/aggregate.js";
 import { createStrategy } from "../src/fl/strategies/index.js";
+import { packedProduct } from "../src/fl/strategies/svd.js";
 import { runRounds } from "../src/fl/driver.js";
 import type { AcceptedReply, Strategy } from "../src/fl/strategy.js";
 import type { WirePackedModule } from "../src/fl/wire.js";
@@ -45,30 +47,6 @@ const cfg = parseRunConfig(
   "bench config",
 );
 
-/** ΔW = P·diag(λ)·Q of one packed module (active triplets only), as out×in float64. */
-function product(pm: WirePackedModule): Float64Array {
-  const k = pm.e.length;
-  const out = new Float64Array(pm.outFeatures * pm.inFeatures);
-  for (let o = 0; o < pm.outFeatures; o++) {
-    for (let j = 0; j < k; j++) {
-      const pe = pm.p[o * k + j]! * pm.e[j]!;
-      if (pe === 0) continue;
-      const row = o * pm.inFeatures;
-      for (let i = 0; i < pm.inFeatures; i++) out[row + i]! += pe * pm.q[j * pm.inFeatures + i]!;
-    }
-  }
-  return out;
-}
-
-function weightedMean(xs: readonly ArrayLike<number>[], w: readonly number[]): Float64Array {
-  const total = w.reduce((a, b) => a + b, 0);
-  const out = new Float64Array(xs[0]!.length);
-  xs.forEach((x, k) => {
-    for (let i = 0; i < out.length; i++) out[i]! += (w[k]! / total) * x[i]!;
-  });
-  return out;
-}
-
 const sq = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
@@ -95,7 +73,7 @@ function measure(round: number, start: readonly WirePackedModule[], replies: rea
   let triplets = 0;
   for (const s of start) {
     const mods = replies.map((r) => r.message.packed.find((p) => p.name === s.name)!);
-    const d = mods.map(product);
+    const d = mods.map(packedProduct);
     const mean = weightedMean(d, weights);
     const averagedFactors: WirePackedModule = {
       ...s,
@@ -103,8 +81,8 @@ function measure(round: number, start: readonly WirePackedModule[], replies: rea
       e: Float32Array.from(weightedMean(mods.map((m) => m.e), weights)),
       q: Float32Array.from(weightedMean(mods.map((m) => m.q), weights)),
     };
-    update += sq(mean, product(s));
-    error += sq(product(averagedFactors), mean);
+    update += sq(mean, packedProduct(s));
+    error += sq(packedProduct(averagedFactors), mean);
     // What "product" aggregation loses instead: the best rank-k approximation of the mean.
     const { u, s: sigma, vt } = truncatedSvd(mean, s.outFeatures, s.inFeatures, s.e.length);
     const best = new Float64Array(mean.length);

@@ -8,8 +8,8 @@
  * (`mergeAnalysis`). Pure functions: the CLI writes the files.
  */
 import type { RoundRecord, RunSummary } from "../fl/records.js";
-import { heatmap, lineChart, type Series } from "../util/svg.js";
-import { formatBytes, formatCount, shortModuleName } from "./report.js";
+import { lineChart, type Series } from "../util/svg.js";
+import { formatBytes, formatCount, runPlots, shortModuleName } from "./report.js";
 import type { StudyCell, StudyPlan } from "./study.js";
 
 export interface CellResult {
@@ -285,40 +285,22 @@ export function buildStudyReport(plan: StudyPlan, results: readonly CellResult[]
   }
   md.push(table(["partition", "initiating rounds", "heating rounds", "decay rounds", "cooling rounds", "total", "of which base downloads", "base downloads (clients)"], phaseRows), "");
 
-  // The flagship's budget and where its rank went (SVD-form methods only).
-  const budgeted = results.some((r) => r.cell.matrix?.method === plan.flagship && r.records.some((x) => x.budget !== undefined));
-  if (budgeted) md.push(`## ${flag}: rank budget and per-layer allocation`, "");
-  const budgetSeries: Series[] = [];
-  for (const p of plan.partitions) {
+  // The flagship's budget (the same schedule in every cell) and where its rank went, per partition.
+  const withBudget = plan.partitions.flatMap((p) => {
     const cell = matrix(plan.flagship, p.id)[0];
-    if (!cell) continue;
-    const budget = cell.records.filter((r) => r.budget !== undefined).map((r) => [r.round, r.budget!] as [number, number]);
-    if (budget.length === 0) continue;
-    if (budgetSeries.length === 0) budgetSeries.push({ label: "budget (active triplets)", points: budget });
-    const ranked = cell.records.filter((r) => r.ranks !== undefined);
-    const modules = Object.keys(ranked[0]!.ranks!);
-    const file = `ranks-${p.id}.svg`;
-    plots.set(
-      file,
-      heatmap(
-        modules.map((mod) => ranked.map((r) => r.ranks![mod] ?? Number.NaN)),
-        {
-          title: `${flag}, ${p.label ?? p.id}, seed ${cell.cell.matrix!.seed}: active triplets per module and round`,
-          xLabel: "round",
-          yLabel: "module",
-          rowLabels: modules.map(shortModuleName),
-          colLabels: ranked.map((r) => String(r.round)),
-          valueLabel: "active triplets",
-          height: Math.max(400, 84 + modules.length * 14),
-          width: 760,
-        },
-      ),
-    );
-    md.push(`**${p.label ?? p.id}** (seed ${cell.cell.matrix!.seed}): ${rankSummary(ranked, modules)}`, "", img(file, `${p.label ?? p.id}: ranks per module`), "");
+    return cell?.records.some((r) => r.budget !== undefined) ? [{ p, cell: cell! }] : [];
+  });
+  if (withBudget.length > 0) {
+    const budget = withBudget[0]!.cell.records.filter((r) => r.budget !== undefined).map((r) => [r.round, r.budget!] as [number, number]);
+    plots.set("budget.svg", lineChart([{ label: "budget (active triplets)", points: budget }], { title: `${flag}: rank budget per round (the same schedule in every cell)`, xLabel: "round", yLabel: "active triplets (all modules)", step: true, width: 760 }));
+    md.push(`## ${flag}: rank budget and per-layer allocation`, "", img("budget.svg", "budget per round"), "");
   }
-  if (budgetSeries.length > 0) {
-    plots.set("budget.svg", lineChart(budgetSeries, { title: `${flag}: rank budget per round (the same schedule in every cell)`, xLabel: "round", yLabel: "active triplets (all modules)", step: true, width: 760 }));
-    md.splice(md.lastIndexOf(`## ${flag}: rank budget and per-layer allocation`) + 2, 0, img("budget.svg", "budget per round"), "");
+  for (const { p, cell } of withBudget) {
+    const seed = cell.cell.matrix!.seed;
+    const file = `ranks-${p.id}.svg`;
+    plots.set(file, runPlots(cell.records, { title: `${flag}, ${p.label ?? p.id}, seed ${seed}` }).get("ranks-heatmap.svg")!);
+    const ranked = cell.records.filter((r) => r.ranks !== undefined);
+    md.push(`**${p.label ?? p.id}** (seed ${seed}): ${rankSummary(ranked, Object.keys(ranked[0]!.ranks!))}`, "", img(file, `${p.label ?? p.id}: ranks per module`), "");
   }
 
   // Sensitivity sweeps.

@@ -53,23 +53,24 @@ function extractSets(argv: readonly string[]): { rest: string[]; sets: string[] 
   return { rest, sets };
 }
 
-async function readConfigFile(path: string): Promise<unknown> {
+/** Reads a JSON file; `what` names it in the two errors a user can cause (unreadable, not JSON). */
+export async function readJsonFile(path: string, what: string): Promise<{ value: unknown; text: string }> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
-    throw new SaflError(ErrorCode.Io, `cannot read run config ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new SaflError(ErrorCode.Io, `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
-    return JSON.parse(text);
+    return { value: JSON.parse(text), text };
   } catch (e) {
-    throw argError(`run config ${path} is not valid JSON: ${(e as Error).message}`);
+    throw argError(`${what} ${path} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
 /** Reads --config and --set into a validated run config. */
 export async function runConfigFromArgs(configPath: string | undefined, sets: readonly string[]): Promise<RunConfig> {
-  const raw = configPath ? await readConfigFile(configPath) : {};
+  const raw = configPath ? (await readJsonFile(configPath, "run config")).value : {};
   return parseRunConfig(applyOverrides(raw, sets), configPath ? `run config ${configPath}` : "run config");
 }
 

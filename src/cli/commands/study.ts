@@ -8,7 +8,7 @@
  */
 import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
-import { ErrorCode, SaflError, argError } from "../../errors.js";
+import { SaflError, argError } from "../../errors.js";
 import type { RoundRecord, RunSummary } from "../../fl/records.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { parseRunConfig } from "../../sim/config.js";
@@ -17,6 +17,7 @@ import { prepareSimulation, simulate } from "../../sim/simulate.js";
 import { expandPlan, parseStudyPlan, resultKey, type StudyCell, type StudyPlan } from "../../sim/study.js";
 import { buildStudyReport, type CellResult, mergeAnalysis } from "../../sim/study-report.js";
 import { workerGridFactory } from "../../sim/worker-grid.js";
+import { readJsonFile } from "./simulate.js";
 import { optionalString, parseFlags, requiredString } from "../args.js";
 import { formatSeconds, Progress } from "../progress.js";
 
@@ -39,19 +40,8 @@ Options:
 Re-running with --resume when every cell is done only rewrites the report.`;
 
 async function readPlan(path: string): Promise<{ plan: StudyPlan; text: string }> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    throw new SaflError(ErrorCode.Io, `cannot read study plan ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw argError(`study plan ${path} is not valid JSON: ${(e as Error).message}`);
-  }
-  return { plan: parseStudyPlan(raw, `study plan ${path}`), text };
+  const { value, text } = await readJsonFile(path, "study plan");
+  return { plan: parseStudyPlan(value, `study plan ${path}`), text };
 }
 
 const exists = (p: string) =>

@@ -25,7 +25,7 @@ import { budgetSchedule, type SchedulePhase } from "../../peft/adalora/schedule.
 import { mergeAdapter } from "../../peft/merge.js";
 import { isHeadParam } from "../../peft/model.js";
 import type { AdapterSpec } from "../../peft/registry.js";
-import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
+import { aggregateReplies, type ReplyExpectation, weightedMean } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
 import type { RoundInfo } from "../strategy.js";
@@ -205,6 +205,21 @@ export class SvdStrategy implements Strategy {
   }
 }
 
+/** P·diag(λ)·Q of a packed module's active triplets, as a row-major out×in float64 matrix (the α/r₀ scale left out). */
+export function packedProduct(pm: PackedModule): Float64Array {
+  const k = pm.e.length;
+  const out = new Float64Array(pm.outFeatures * pm.inFeatures);
+  for (let o = 0; o < pm.outFeatures; o++) {
+    for (let j = 0; j < k; j++) {
+      const pe = pm.p[o * k + j]! * pm.e[j]!;
+      if (pe === 0) continue;
+      const row = o * pm.inFeatures;
+      for (let i = 0; i < pm.inFeatures; i++) out[row + i]! += pe * pm.q[j * pm.inFeatures + i]!;
+    }
+  }
+  return out;
+}
+
 /**
  * The sample-weighted mean of the clients' products P_k·diag(λ_k)·Q_k of one module (active
  * triplets only), re-factorized as its best rank-k approximation U·diag(σ)·Vᵀ (k = active
@@ -217,19 +232,7 @@ export class SvdStrategy implements Strategy {
 export function refactorizedMean(mods: readonly PackedModule[], weights: readonly number[], previous: PackedModule): PackedModule {
   const { outFeatures: out, inFeatures: inn } = previous;
   const k = previous.e.length;
-  const total = weights.reduce((a, b) => a + b, 0);
-  if (!(total > 0) || mods.length !== weights.length) throw new Error(`refactorizedMean: ${mods.length} modules with total weight ${total}`);
-  const mean = new Float64Array(out * inn);
-  mods.forEach((pm, c) => {
-    const w = weights[c]! / total;
-    for (let o = 0; o < out; o++) {
-      for (let j = 0; j < k; j++) {
-        const pe = w * pm.p[o * k + j]! * pm.e[j]!;
-        if (pe === 0) continue;
-        for (let i = 0; i < inn; i++) mean[o * inn + i]! += pe * pm.q[j * inn + i]!;
-      }
-    }
-  });
+  const mean = weightedMean(mods.map(packedProduct), weights);
   const { u, s, vt } = truncatedSvd(mean, out, inn, k);
   // overlap[a][b] = cos between previous P column a and new U column b.
   const overlap: number[][] = [];
