@@ -1,13 +1,14 @@
 /**
  * @module cli/common
- * What the training commands share: where the default backbone lives, the shared flags, loading a
- * model with an optional adapter, and running epochs with progress and a test evaluation after each.
+ * What the training commands share: where the default backbone lives, reading the data flags
+ * (declared in cli/flags), loading a model with an optional adapter, and running epochs with
+ * progress and a test evaluation after each.
  */
 import { batches } from "../data/dataset.js";
 import { type Normalization, type Task, withLabels } from "../data/task.js";
 import { argError, ErrorCode, SaflError } from "../errors.js";
 import { loadCheckpoint } from "../io/checkpoint.js";
-import { applyAdapter, loadAdapter } from "../io/peft-adapter.js";
+import { adapterNumLabels, applyAdapter, loadAdapter } from "../io/peft-adapter.js";
 import type { VitConfig } from "../nn/config.js";
 import type { EvalResult, Evaluator } from "../nn/evaluate.js";
 import { ParamStore } from "../nn/params.js";
@@ -15,7 +16,7 @@ import { buildVit, type VitGraph } from "../nn/vit.js";
 import { buildAdaptedVit } from "../peft/model.js";
 import type { Trainer } from "../peft/trainer.js";
 import { Rng } from "../util/rng.js";
-import { type FlagSpec, optionalString } from "./args.js";
+import { optionalString } from "./args.js";
 import type { Progress } from "./progress.js";
 
 export { defaultBackboneDir, packageRoot } from "../io/paths.js";
@@ -26,38 +27,21 @@ export function parseNumberList(value: string, flag: string): number[] {
   return parts;
 }
 
-/** Flags every training command takes (data, optimizer basics, output). */
-export const TRAINING_FLAGS: FlagSpec = {
-  dataset: { type: "string" },
-  "data-dir": { type: "string" },
-  classes: { type: "string" },
-  mean: { type: "string" },
-  std: { type: "string" },
-  epochs: { type: "string" },
-  batch: { type: "string" },
-  lr: { type: "string" },
-  "weight-decay": { type: "string" },
-  seed: { type: "string" },
-  threads: { type: "string" },
-  out: { type: "string" },
-  force: { type: "boolean" },
-  json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-};
-
-type Flags = Record<string, string | boolean | undefined>;
+/** Parsed flags (typed values or the strings as given): these helpers only read string values. */
+type Flags = Readonly<Record<string, unknown>>;
+const str = (v: unknown): string | undefined => optionalString(typeof v === "string" ? v : undefined);
 
 /** --mean/--std as a normalization (a missing side defaults to 0 / 1); undefined when neither is given. */
 export function normalizationFromFlags(f: Flags): Normalization | undefined {
-  const mean = optionalString(f["mean"]);
-  const std = optionalString(f["std"]);
+  const mean = str(f["mean"]);
+  const std = str(f["std"]);
   return mean || std ? { mean: parseNumberList(mean ?? "0", "mean"), std: parseNumberList(std ?? "1", "std") } : undefined;
 }
 
 /** The loadTask options given by --data-dir and --classes. */
 export function taskFlags(f: Flags): { dataDir?: string; classes?: string } {
-  const dataDir = optionalString(f["data-dir"]);
-  const classes = optionalString(f["classes"]);
+  const dataDir = str(f["data-dir"]);
+  const classes = str(f["classes"]);
   return { ...(dataDir ? { dataDir } : {}), ...(classes ? { classes } : {}) };
 }
 
@@ -67,15 +51,21 @@ export interface LoadedModel {
   readonly store: ParamStore;
 }
 
-/** A checkpoint directory, optionally with a PEFT adapter directory on top. */
-export async function loadModel(modelDir: string, adapterDir?: string): Promise<LoadedModel> {
+/**
+ * A checkpoint directory, optionally with a PEFT adapter directory on top. The adapter's head replaces
+ * the checkpoint's; an adapter without one (PEFT's modules_to_save null) keeps the checkpoint's head.
+ * `numLabels`: the class count the caller needs, checked against the head that will be used.
+ */
+export async function loadModel(modelDir: string, adapterDir?: string, opts: { numLabels?: number } = {}): Promise<LoadedModel> {
   const ckpt = await loadCheckpoint(modelDir);
   if (!adapterDir) return { config: ckpt.config, model: buildVit(ckpt.config), store: ckpt.params };
   const loaded = await loadAdapter(adapterDir);
-  const config = withLabels(ckpt.config, loaded.numLabels, undefined);
+  const baseHead = loaded.numLabels === undefined;
+  const numLabels = adapterNumLabels(loaded, ckpt.config.num_labels, opts.numLabels);
+  const config = baseHead ? ckpt.config : withLabels(ckpt.config, numLabels, undefined);
   const { model, adapter } = buildAdaptedVit(config, loaded.spec);
   const store = ParamStore.init(model.registry.specs.values(), new Rng(0));
-  for (const n of ckpt.params.names()) if (!n.startsWith("classifier.")) store.set(n, ckpt.params.shape(n), ckpt.params.get(n));
+  for (const n of ckpt.params.names()) if (baseHead || !n.startsWith("classifier.")) store.set(n, ckpt.params.shape(n), ckpt.params.get(n));
   applyAdapter(loaded, adapter, store);
   return { config, model, store };
 }

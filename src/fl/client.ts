@@ -4,7 +4,8 @@
  * instruction, loads the global values into its model (the base by version, the trained tensors and
  * the active SVD triplets from the message), trains locally — with a proximal term when μ > 0 and
  * importance tracking for the SVD form — and encodes a reply with only what the server aggregates:
- * the trained tensors, or the active triplets plus their scores. Anything that goes wrong becomes a
+ * the trained tensors, or — as the adapter kind's payload says — the head, the packed active SVD
+ * triplets and their scores. Anything that goes wrong becomes a
  * failure reply, never an exception across the transport.
  *
  * A `ClientEngine` holds what does not belong to any one client: the runtime and the compiled steps
@@ -18,9 +19,8 @@ import type { VitConfig } from "../nn/config.js";
 import { Evaluator, type LabeledBatch } from "../nn/evaluate.js";
 import { AdamW, type Optimizer, Sgd } from "../nn/optim.js";
 import { ParamStore } from "../nn/params.js";
-import type { SvdAdapter } from "../peft/adalora/layer.js";
-import { packModule, unpackModule } from "../peft/adalora/pack.js";
-import { isHeadParam } from "../peft/model.js";
+import { densePayload } from "../peft/kind.js";
+import { adapterKind } from "../peft/registry.js";
 import { Trainer } from "../peft/trainer.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/rng.js";
@@ -149,7 +149,8 @@ export class ClientEngine {
       // Frozen: shared, never written.
       store.set(name, reg.specs.get(name)!.shape, v);
     }
-    const expected = new Set(rm.adapter?.kind === "adalora" ? rm.trainable.filter(isHeadParam) : rm.trainable);
+    const payload = rm.adapter ? adapterKind(rm.adapter.kind).payload : densePayload;
+    const expected = new Set(rm.dense);
     const got = new Set<string>();
     for (const t of msg.tensors) {
       if (isBaseTensor(t.name)) continue;
@@ -160,13 +161,8 @@ export class ClientEngine {
     }
     const missing = [...expected].filter((n) => !got.has(n));
     if (missing.length > 0) throw new Error(`the message lacks ${missing.length} trained tensor(s): ${missing.slice(0, 3).join(", ")}`);
-    if (rm.adapter?.kind === "adalora") {
-      const modules = rm.adapter.modules();
-      if (msg.packed.length !== modules.length) throw new Error(`the message carries ${msg.packed.length} SVD modules, the model has ${modules.length}`);
-      for (const pm of msg.packed) unpackModule(pm, store);
-    } else if (msg.packed.length > 0) {
-      throw new Error(`mode "${instr.mode}" takes no packed SVD modules`);
-    }
+    if (rm.adapter) payload.unpack(rm.adapter, store, msg.packed);
+    else if (msg.packed.length > 0) throw argError(`mode "${instr.mode}" takes no packed modules, the message carries ${msg.packed.length}`);
     if (instr.mu > 0) setProximalAnchor(store, rm.trainable);
   }
 
@@ -186,16 +182,9 @@ export class ClientEngine {
       if (!Number.isFinite(loss)) throw new Error(`local training diverged at step ${s + 1}: loss is ${loss}`);
       lossSum += loss;
     }
-    const tensors: WireTensor[] = [];
-    const adapter = rm.adapter;
-    const sendAll = adapter?.kind !== "adalora";
-    for (const name of rm.trainable) {
-      if (!sendAll && !isHeadParam(name)) continue;
-      tensors.push({ name, shape: store.shape(name), data: store.get(name) });
-    }
-    const svd = adapter?.kind === "adalora" ? (adapter as SvdAdapter) : undefined;
-    const packed = svd ? svd.modules().map((m) => packModule(store, m)) : [];
-    const scores = svd && trainer.importance ? trainer.importance.allScores(svd.modules()) : [];
+    const tensors: WireTensor[] = rm.dense.map((name) => ({ name, shape: store.shape(name), data: store.get(name) }));
+    const packed = rm.adapter ? adapterKind(rm.adapter.kind).payload.pack(rm.adapter, store) : [];
+    const scores = trainer.hooks?.scores() ?? [];
     return {
       kind: "reply",
       round: msg.round,

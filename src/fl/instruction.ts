@@ -12,17 +12,18 @@
  */
 import { z } from "zod";
 import { argError } from "../errors.js";
-import { type AdapterSpec, parseAdapterSpec } from "../peft/registry.js";
+import type { AdapterKind } from "../peft/adapter.js";
+import { ADAPTER_KINDS, type AdapterSpec, parseAdapterSpec } from "../peft/registry.js";
 import { parseWith } from "../validate.js";
 
-/** Which parameters a client trains: every weight, or an adapter (plus the head, always). */
-export const TRAIN_MODES = ["full", "lora", "ffa-lora", "adalora"] as const;
-export type TrainMode = (typeof TRAIN_MODES)[number];
+/** Which parameters a client trains: every weight, or an adapter of a registered kind (plus the head, always). */
+export type TrainMode = "full" | AdapterKind;
+export const TRAIN_MODES: readonly TrainMode[] = ["full", ...ADAPTER_KINDS];
 
 export const instructionSchema = z
   .object({
     task: z.enum(["train", "evaluate"]),
-    mode: z.enum(TRAIN_MODES),
+    mode: z.enum(TRAIN_MODES as [TrainMode, ...TrainMode[]]),
     /** The adapter spec as JSON (adapter modes only). */
     adapter: z.string().optional(),
     optimizer: z.enum(["adamw", "sgd"]),

@@ -11,7 +11,7 @@ import { initParam, type ParamStore } from "../nn/params.js";
 import { buildVit, type VitGraph } from "../nn/vit.js";
 import type { Adapter } from "../peft/adapter.js";
 import { adapterTrainable, buildAdaptedVit } from "../peft/model.js";
-import type { AdapterSpec } from "../peft/registry.js";
+import { type AdapterSpec, adapterKind } from "../peft/registry.js";
 import { Rng } from "../util/rng.js";
 import type { TrainMode } from "./instruction.js";
 
@@ -19,8 +19,10 @@ export interface RoundModel {
   readonly mode: TrainMode;
   readonly model: VitGraph;
   readonly adapter: Adapter | undefined;
-  /** Names of the parameters a client trains (and, except for SVD triplets, sends back). */
+  /** Names of the parameters a client trains. */
   readonly trainable: readonly string[];
+  /** The trained parameters that travel as dense tensors (all of them, except what the kind's payload packs). */
+  readonly dense: readonly string[];
   /** Names of the backbone parameters frozen in this mode (read from the base). */
   readonly frozenBackbone: readonly string[];
 }
@@ -29,17 +31,21 @@ export interface RoundModel {
 export function buildRoundModel(config: VitConfig, mode: TrainMode, spec: AdapterSpec | undefined): RoundModel {
   if (mode === "full") {
     const model = buildVit(config);
-    return { mode, model, adapter: undefined, trainable: model.registry.paramNames(), frozenBackbone: [] };
+    const all = model.registry.paramNames();
+    return { mode, model, adapter: undefined, trainable: all, dense: all, frozenBackbone: [] };
   }
   if (!spec || spec.kind !== mode) throw new Error(`buildRoundModel: mode "${mode}" needs an adapter spec of that kind`);
   const { model, adapter } = buildAdaptedVit(config, spec);
   const isTrained = adapterTrainable(adapter);
   const names = model.registry.paramNames();
+  const trainable = names.filter(isTrained);
+  const payload = adapterKind(spec.kind).payload;
   return {
     mode,
     model,
     adapter,
-    trainable: names.filter(isTrained),
+    trainable,
+    dense: trainable.filter((n) => payload.isDense(n)),
     frozenBackbone: names.filter((n) => !adapter.isAdapterParam(n) && !isTrained(n)),
   };
 }

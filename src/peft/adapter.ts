@@ -9,8 +9,11 @@ import { argError } from "../errors.js";
 import type { Value } from "../graph/node.js";
 import { type LinearAdapter, type ParamRegistry, matchesTarget } from "../nn/module.js";
 import type { ParamStore } from "../nn/params.js";
+import { type Targets, describeTargets, isRegexTargets, targetMatcher } from "./targets.js";
+import type { RegisteredKind } from "./registry.js";
 
-export type AdapterKind = "lora" | "ffa-lora" | "adalora";
+/** The registered adapter kinds (peft/registry owns the list). */
+export type AdapterKind = RegisteredKind;
 
 /** One Linear layer an adapter attached to. `rank` is the full (initial) rank of its factors. */
 export interface AdaptedModule {
@@ -22,8 +25,11 @@ export interface AdaptedModule {
 
 export interface Adapter {
   readonly kind: AdapterKind;
-  /** HF module-name patterns (PEFT `target_modules` semantics: exact name or ".pattern" suffix). */
-  readonly targets: readonly string[];
+  /**
+   * HF module-name patterns with PEFT `target_modules` semantics: a list (exact name or ".pattern"
+   * suffix) or `{ regex }` (a Python pattern matched against the whole name).
+   */
+  readonly targets: Targets;
   /** The hook handed to the model builder. */
   readonly linear: LinearAdapter;
   /** Adapted modules in model order; filled while the model is built. */
@@ -41,30 +47,38 @@ export interface Adapter {
   regularizer?(reg: ParamRegistry): Value | undefined;
 }
 
+/** A module's rank and the setting it came from (for messages), when ranks differ per module. */
+export type ModuleRank = (module: string) => { readonly rank: number; readonly field: string };
+
 /**
  * Tracks which Linear layers a hook is offered and which it adapts, and validates the rank against
  * the layer: a rank above min(in, out) cannot add expressiveness and is almost always a typo.
+ * `rank` is one rank for every module, or a function giving each module its own.
  */
 export class ModuleRecorder {
   private readonly seen: string[] = [];
   private readonly adapted: AdaptedModule[] = [];
+  private readonly matches: (name: string) => boolean;
 
   constructor(
-    readonly targets: readonly string[],
-    readonly rank: number,
+    readonly targets: Targets,
+    readonly rank: number | ModuleRank,
     readonly rankField: string,
-  ) {}
+  ) {
+    this.matches = targetMatcher(targets);
+  }
 
   /** Records a Linear layer; returns the adapted module when it matches a target. */
   offer(name: string, inFeatures: number, outFeatures: number): AdaptedModule | undefined {
     this.seen.push(name);
-    if (!matchesTarget(name, this.targets)) return undefined;
-    if (this.rank > Math.min(inFeatures, outFeatures)) {
+    if (!this.matches(name)) return undefined;
+    const { rank, field } = typeof this.rank === "number" ? { rank: this.rank, field: this.rankField } : this.rank(name);
+    if (rank > Math.min(inFeatures, outFeatures)) {
       throw argError(
-        `${this.rankField} ${this.rank} exceeds the dimensions of "${name}" (out ${outFeatures} x in ${inFeatures}); expected at most ${Math.min(inFeatures, outFeatures)}`,
+        `${field} ${rank} exceeds the dimensions of "${name}" (out ${outFeatures} x in ${inFeatures}); expected at most ${Math.min(inFeatures, outFeatures)}`,
       );
     }
-    const m = { name, inFeatures, outFeatures, rank: this.rank };
+    const m = { name, inFeatures, outFeatures, rank };
     this.adapted.push(m);
     return m;
   }
@@ -81,11 +95,17 @@ export class ModuleRecorder {
 /** Fails when a target pattern matched no Linear layer of the built model (PEFT only fails when none match at all). */
 export function checkTargetsMatched(adapter: Adapter): void {
   const names = adapter.linearNames();
-  const unmatched = adapter.targets.filter((t) => !names.some((n) => matchesTarget(n, [t])));
+  const targets = adapter.targets;
+  const examples = () => [...new Set(names.map((n) => n.replace(/^vit\.encoder\.layer\.\d+\./, "")))].map((e) => `"${e}"`).join(", ");
+  if (isRegexTargets(targets)) {
+    const matches = targetMatcher(targets);
+    if (names.some(matches)) return;
+    throw argError(`target_modules ${describeTargets(targets)} matches no Linear layer of the model (it must match the whole module name); full names of the model's Linear layers look like ${names.filter((n) => !/^vit\.encoder\.layer\.[1-9]\d*\./.test(n)).map((n) => `"${n}"`).join(", ")}`);
+  }
+  const unmatched = targets.filter((t) => !names.some((n) => matchesTarget(n, [t])));
   if (unmatched.length === 0) return;
-  const examples = [...new Set(names.map((n) => n.replace(/^vit\.encoder\.layer\.\d+\./, "")))];
   throw argError(
-    `target_modules ${unmatched.map((t) => `"${t}"`).join(", ")} match${unmatched.length === 1 ? "es" : ""} no Linear layer of the model; expected module names or suffixes such as ${examples.map((e) => `"${e}"`).join(", ")}`,
+    `target_modules ${unmatched.map((t) => `"${t}"`).join(", ")} match${unmatched.length === 1 ? "es" : ""} no Linear layer of the model; expected module names or suffixes such as ${examples()}`,
   );
 }
 

@@ -1,46 +1,63 @@
 /**
  * @module peft/registry
- * The adapter methods by name, each with its config schema: one place that turns a user's
- * `{ kind: "adalora", initRank: 12, ... }` into an `Adapter`, so CLI flags, run configs and imported
- * PEFT files all go through the same validation.
+ * The adapter kinds by name: one entry per kind (peft/kind.ts says what an entry owns), and the
+ * functions that turn a user's `{ kind: "adalora", initRank: 12, ... }` into a validated spec and an
+ * `Adapter`, so CLI flags, run configs, round instructions and imported PEFT files all go through
+ * the same validation. Adding a kind: a folder under peft/ with its layer, config and `kind.ts`,
+ * then its entry in `ADAPTER_KIND_ENTRIES` (the kind names, `AdapterKind` and `AdapterSpec` follow
+ * from that list).
  */
 import { z } from "zod";
+import { argError } from "../errors.js";
 import { parseWith } from "../validate.js";
+import { adaloraKind } from "./adalora/kind.js";
 import type { Adapter, AdapterKind } from "./adapter.js";
-import { type AdaloraConfig, adaloraConfigSchema, resolveAdaloraConfig } from "./adalora/config.js";
-import { adaloraAdapter } from "./adalora/layer.js";
-import { ffaLoraFromConfig } from "./ffa-lora/layer.js";
-import { type LoraConfig, loraConfigSchema, resolveLoraConfig } from "./lora/config.js";
-import { loraFromConfig } from "./lora/layer.js";
+import { ffaLoraKind } from "./ffa-lora/kind.js";
+import type { AdapterKindEntry } from "./kind.js";
+import { loraKind } from "./lora/kind.js";
 
-export const ADAPTER_KINDS = ["lora", "ffa-lora", "adalora"] as const satisfies readonly AdapterKind[];
+/** Every adapter kind, in the order help texts list them. */
+export const ADAPTER_KIND_ENTRIES = [loraKind, ffaLoraKind, adaloraKind] as const;
 
-export const adapterSpecSchema = z.discriminatedUnion("kind", [
-  loraConfigSchema.extend({ kind: z.literal("lora") }),
-  loraConfigSchema.extend({ kind: z.literal("ffa-lora") }),
-  adaloraConfigSchema.safeExtend({ kind: z.literal("adalora") }),
-]);
+export const ADAPTER_KINDS = ADAPTER_KIND_ENTRIES.map((e) => e.kind) as readonly AdapterKind[];
 
-export type AdapterSpecInput = z.input<typeof adapterSpecSchema>;
-export type AdapterSpec =
-  | ({ readonly kind: "lora" | "ffa-lora" } & LoraConfig)
-  | ({ readonly kind: "adalora" } & AdaloraConfig);
+/** The kind names of the registered entries. */
+export type RegisteredKind = (typeof ADAPTER_KIND_ENTRIES)[number]["kind"];
+
+type SpecOf<E> = E extends AdapterKindEntry<infer K, infer S> ? { readonly kind: K } & S : never;
+
+/** A validated adapter spec: the kind plus its resolved config (a union over the entries). */
+export type AdapterSpec = SpecOf<(typeof ADAPTER_KIND_ENTRIES)[number]>;
+
+const byKind = new Map<string, AdapterKindEntry>(ADAPTER_KIND_ENTRIES.map((e) => [e.kind, e as AdapterKindEntry]));
+
+/** The registry entry of a kind; an unknown kind is a user error naming the known ones. */
+export function adapterKind(kind: string): AdapterKindEntry {
+  const e = byKind.get(kind);
+  if (!e) throw argError(`unknown adapter kind "${kind}"; expected one of ${ADAPTER_KINDS.join(", ")}`);
+  return e;
+}
+
+/** `{ kind, ...fields }` for every kind, discriminated by `kind` (so zod reports the right kind's issues). */
+export const adapterSpecSchema = z.discriminatedUnion(
+  "kind",
+  ADAPTER_KIND_ENTRIES.map((e) => (e.schema as z.ZodObject).safeExtend({ kind: z.literal(e.kind) })) as unknown as [z.ZodObject, ...z.ZodObject[]],
+);
+
+export type AdapterSpecInput = { readonly kind: AdapterKind } & Record<string, unknown>;
 
 /** Validates an adapter spec (every problem at once) and fills in defaults. */
 export function parseAdapterSpec(raw: unknown, what = "adapter config"): AdapterSpec {
-  const p = parseWith(adapterSpecSchema, raw, what);
-  if (p.kind === "adalora") return { kind: "adalora", ...resolveAdaloraConfig(p) };
-  return { kind: p.kind, ...resolveLoraConfig(p) };
+  const p = parseWith(adapterSpecSchema, raw, what) as { kind: AdapterKind };
+  return resolveAdapterSpec(p.kind, p);
+}
+
+/** A spec from an already validated config object of `kind` (defaults that depend on other fields filled in). */
+export function resolveAdapterSpec(kind: AdapterKind, parsed: object): AdapterSpec {
+  return { kind, ...(adapterKind(kind).resolve(parsed as never) as object) } as AdapterSpec;
 }
 
 /** A fresh adapter for a validated spec (an adapter records the modules of one model build). */
 export function createAdapter(spec: AdapterSpec): Adapter {
-  switch (spec.kind) {
-    case "lora":
-      return loraFromConfig(spec);
-    case "ffa-lora":
-      return ffaLoraFromConfig(spec);
-    case "adalora":
-      return adaloraAdapter(spec);
-  }
+  return adapterKind(spec.kind).create(spec as never);
 }

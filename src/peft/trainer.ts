@@ -1,9 +1,10 @@
 /**
  * @module peft/trainer
  * One local training step for any trainable set (full fine-tuning, LoRA, FFA-LoRA, the SVD form):
- * forward and backward in one compiled call, then — for the SVD form, always, not as an optional
- * callback — the importance update from this step's weights and gradients, then the optimizer step
- * with pruned triplets held fixed. Centralized fine-tuning and federated clients use the same step.
+ * forward and backward in one compiled call, then the adapter kind's step hooks (peft/kind: for the
+ * SVD form, the importance update from this step's weights and gradients, and pruned triplets held
+ * fixed through the update), then the optimizer step. Centralized fine-tuning and federated clients
+ * use the same step.
  */
 import { add as addValues } from "../graph/builder.js";
 import type { Value } from "../graph/node.js";
@@ -13,24 +14,24 @@ import type { ParamStore } from "../nn/params.js";
 import { TrainStep } from "../nn/train.js";
 import type { VitGraph } from "../nn/vit.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { ImportanceTracker } from "./adalora/importance.js";
-import { freezeMaskedEntries, type SvdAdapter } from "./adalora/layer.js";
 import type { Adapter } from "./adapter.js";
+import type { AdapterStepHooks } from "./kind.js";
 import { adapterLoss } from "./model.js";
+import { adapterKind } from "./registry.js";
 
 export interface TrainerOptions {
   readonly trainable: (name: string) => boolean;
   readonly batch: number;
   readonly optimizer: Optimizer;
-  /** The adapter on the model, if any (its regularizer joins the loss; the SVD form gets importance tracking). */
+  /** The adapter on the model, if any (its regularizer joins the loss; its kind's step hooks run every step). */
   readonly adapter?: Adapter;
   /** Extra loss terms on top of the adapter's regularizer (e.g. a proximal term). */
   readonly extraLoss?: (model: VitGraph) => Value | undefined;
 }
 
 export class Trainer {
-  /** Importance statistics of the SVD form's triplets (undefined for other adapters). */
-  readonly importance: ImportanceTracker | undefined;
+  /** The adapter kind's per-step hooks (undefined when the kind has none, or without an adapter). */
+  readonly hooks: AdapterStepHooks | undefined;
   private steps = 0;
 
   private constructor(
@@ -39,8 +40,7 @@ export class Trainer {
     private readonly opts: TrainerOptions,
   ) {
     const a = opts.adapter;
-    const svd = a?.kind === "adalora" ? (a as SvdAdapter) : undefined;
-    this.importance = svd ? new ImportanceTracker(svd.config.beta1, svd.config.beta2) : undefined;
+    this.hooks = a ? adapterKind(a.kind).stepHooks?.(a) : undefined;
   }
 
   static async create(runtime: Runtime, model: VitGraph, store: ParamStore, opts: TrainerOptions): Promise<Trainer> {
@@ -67,12 +67,12 @@ export class Trainer {
   }
 
   /**
-   * Forgets everything learned from past steps (optimizer moments, importance statistics, the step
+   * Forgets everything learned from past steps (optimizer moments, the hooks' statistics, the step
    * count), so one compiled trainer can serve a new local training run — a federated client's round.
    */
   reset(): void {
     this.opts.optimizer.reset();
-    this.importance?.reset();
+    this.hooks?.reset();
     this.steps = 0;
   }
 
@@ -84,10 +84,7 @@ export class Trainer {
   /** One optimizer step on a full batch; returns the loss before the update. */
   async train(batch: LabeledBatch): Promise<number> {
     const { loss, grads } = await this.step.run(batch.pixels, batch.labels);
-    const adapter = this.opts.adapter;
-    const modules = adapter?.kind === "adalora" ? adapter.modules() : [];
-    this.importance?.update(this.store, grads, modules);
-    const restore = modules.length > 0 ? freezeMaskedEntries(this.store, modules) : undefined;
+    const restore = this.hooks?.beforeUpdate(this.store, grads);
     const values = new Map(this.step.trainable.map((n) => [n, this.store.get(n)]));
     this.opts.optimizer.step(values, grads);
     restore?.();

@@ -9,7 +9,9 @@
 import { z } from "zod";
 import { parsePartitionSpec } from "../data/partition.js";
 import { argError } from "../errors.js";
-import { strategySpecSchema } from "../fl/strategies/index.js";
+import { strategyIssues, strategySpecSchema } from "../fl/strategies/index.js";
+import type { AdapterKind } from "../peft/adapter.js";
+import { ADAPTER_KIND_ENTRIES } from "../peft/registry.js";
 import { parseWith } from "../validate.js";
 
 const partitionField = z.string().superRefine((text, ctx) => {
@@ -20,14 +22,15 @@ const partitionField = z.string().superRefine((text, ctx) => {
   }
 });
 
+/**
+ * Learning rates: one for full-model rounds (FedAvg, FedProx, SA-FedLoRA's initiating stage), one per
+ * adapter kind with the kind's own default (peft/registry: the SVD form starts from λ = 0 and needs a
+ * higher rate, docs/finetuning.md).
+ */
 const lrSchema = z
   .object({
-    /** Full-model rounds (FedAvg, FedProx, SA-FedLoRA's initiating stage). */
     full: z.number().positive().default(0.0005),
-    lora: z.number().positive().default(0.003),
-    "ffa-lora": z.number().positive().default(0.003),
-    /** The SVD form starts from λ = 0 and needs a higher rate (docs/finetuning.md). */
-    adalora: z.number().positive().default(0.01),
+    ...(Object.fromEntries(ADAPTER_KIND_ENTRIES.map((e) => [e.kind, z.number().positive().default(e.defaultLr)])) as Record<AdapterKind, z.ZodDefault<z.ZodNumber>>),
   })
   .strict();
 
@@ -125,19 +128,8 @@ export const runConfigSchema = z
     if (c.evaluation.clientEvery > 0 && c.clients.localTestFraction === 0) {
       ctx.addIssue({ code: "custom", path: ["evaluation", "clientEvery"], message: "client-side evaluation needs clients.localTestFraction > 0" });
     }
-    const s = c.strategy;
-    if (s.name === "sa-fedlora" && s.initiating.rounds >= c.rounds) {
-      ctx.addIssue({ code: "custom", path: ["strategy", "initiating", "rounds"], message: `${s.initiating.rounds} initiating rounds leave no annealing round out of ${c.rounds}` });
-    }
-    if ((s.name === "sa-fedlora" && !s.fixedRank) || s.name === "fedadalora") {
-      const annealing = c.rounds - (s.name === "sa-fedlora" ? s.initiating.rounds : 0);
-      if (s.heatRounds + s.coolRounds >= annealing) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["strategy", "heatRounds"],
-          message: `heatRounds ${s.heatRounds} + coolRounds ${s.coolRounds} must leave at least one decay round out of ${annealing} annealing rounds`,
-        });
-      }
+    for (const issue of strategyIssues(c.strategy, { rounds: c.rounds })) {
+      ctx.addIssue({ code: "custom", path: ["strategy", ...issue.path], message: issue.message });
     }
   });
 

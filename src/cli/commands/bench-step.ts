@@ -4,8 +4,7 @@
  * median step time, images/s and achieved GFLOP/s (matmul FLOPs counted as the PyTorch reference
  * counts them), plus peak RSS. Same models, modes and LoRA placement as shared/anchors.
  */
-import { choiceFlag, intFlag, parseFlags } from "../args.js";
-import { PRESETS, presetConfig } from "../../nn/config.js";
+import { presetConfig } from "../../nn/config.js";
 import { stepFlops } from "../../nn/flops.js";
 import { isLoraParam, loraAdapter } from "../../peft/lora/layer.js";
 import { AdamW } from "../../nn/optim.js";
@@ -14,21 +13,9 @@ import { EvalStep, TrainStep } from "../../nn/train.js";
 import { buildVit } from "../../nn/vit.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { Rng } from "../../util/rng.js";
-
-export const benchStepHelp = `safl bench step — time one training or eval step of a preset ViT
-
-Usage: safl bench step [--preset tiny-mnist|small-cifar|vit-tiny-224] [--mode lora|full|eval]
-                       [--batch N] [--threads T] [--steps S] [--warmup W] [--rank R] [--json]
-
-  --preset   model preset (default small-cifar); see shared/anchors/README.md
-  --mode     lora: base frozen, rank-R LoRA (alpha 2R) on query, key, value, attention output,
-             intermediate and output dense, head trained; full: every parameter; eval: forward only
-  --batch    images per step (default: the preset's batch)
-  --threads  onnxruntime intra-op threads (default 2)
-  --steps    timed steps (default 20), after --warmup untimed steps (default 5)
-  --json     print one JSON object (imgPerSec, stepMsMedian, gflops, ...) instead of text
-  --profile  write onnxruntime's per-node JSON trace with this file prefix (summarize it with
-             node dist/bench/profile-summary.js <trace.json>); profiling slows the steps down`;
+import { defineFlags, withDefault } from "../args.js";
+import { type CommandInput, defineCommand } from "../command.js";
+import { BATCH, JSON_OUTPUT, PRESET, THREADS } from "../flags.js";
 
 export interface BenchResult {
   preset: string;
@@ -54,36 +41,44 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-export async function benchStep(argv: string[]): Promise<number> {
-  const f = parseFlags(
-    argv,
-    {
-      preset: { type: "string" },
-      mode: { type: "string" },
-      batch: { type: "string" },
-      threads: { type: "string" },
-      steps: { type: "string" },
-      warmup: { type: "string" },
-      rank: { type: "string" },
-      json: { type: "boolean" },
-      profile: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    "bench step",
-  );
-  if (f["help"]) {
-    console.log(benchStepHelp);
-    return 0;
-  }
-  const presetName = choiceFlag(f["preset"], "preset", Object.keys(PRESETS), "small-cifar");
-  const mode = choiceFlag(f["mode"], "mode", ["lora", "full", "eval"] as const, "lora");
+const flags = defineFlags({
+  preset: withDefault(PRESET, "small-cifar"),
+  mode: {
+    type: "choice",
+    choices: ["lora", "full", "eval"],
+    default: "lora",
+    description:
+      "lora: base frozen, rank-R LoRA (alpha 2R) on query, key, value, attention output, intermediate and output dense, head trained; full: every parameter; eval: forward only",
+  },
+  batch: { ...BATCH, max: 4096, defaultText: "the preset's batch", description: "images per step" },
+  threads: THREADS,
+  steps: { type: "int", value: "<n>", default: 20, min: 1, max: 100_000, description: "timed steps (after the --warmup ones)" },
+  warmup: { type: "int", value: "<n>", default: 5, min: 0, max: 100_000, description: "untimed steps before the timed ones" },
+  rank: { type: "int", value: "<r>", default: 8, min: 1, max: 4096, description: "LoRA rank for --mode lora" },
+  json: { ...JSON_OUTPUT, description: "print one JSON object (imgPerSec, stepMsMedian, gflops, ...) instead of text" },
+  profile: {
+    type: "string",
+    value: "<prefix>",
+    description:
+      "write onnxruntime's per-node JSON trace with this file prefix (summarize it with node dist/bench/profile-summary.js <trace.json>); profiling slows the steps down",
+  },
+});
+
+export const benchStepCommand = defineCommand({
+  name: "bench step",
+  summary: "time a training/eval step of a preset ViT (images/s, GFLOP/s)",
+  usage: "[--preset <name>] [--mode lora|full|eval] [--batch N] [--threads T] [--steps S] [--warmup W] [--rank R] [--json]",
+  description: "Runs the step on random data; presets, modes and LoRA placement match shared/anchors/README.md.",
+  flags,
+  run: benchStep,
+});
+
+async function benchStep({ values: f }: CommandInput<typeof flags>): Promise<number> {
+  const presetName = f.preset;
+  const mode = f.mode;
   const { config, batch: defaultBatch } = presetConfig(presetName);
-  const batch = intFlag(f["batch"], "batch", defaultBatch, 1, 4096);
-  const threads = intFlag(f["threads"], "threads", 2, 1, 256);
-  const steps = intFlag(f["steps"], "steps", 20, 1, 100000);
-  const warmup = intFlag(f["warmup"], "warmup", 5, 0, 100000);
-  const rank = intFlag(f["rank"], "rank", 8, 1, 4096);
-  const json = Boolean(f["json"]);
+  const batch = f.batch ?? defaultBatch;
+  const { threads, steps, warmup, rank, json } = f;
   const log = (s: string) => {
     if (!json) process.stderr.write(`${s}\n`);
   };
@@ -97,7 +92,7 @@ export async function benchStep(argv: string[]): Promise<number> {
   for (let i = 0; i < pixels.length; i++) pixels[i] = rng.normal();
   const labels = BigInt64Array.from({ length: batch }, () => BigInt(rng.int(c.num_labels)));
 
-  const profile = typeof f["profile"] === "string" ? f["profile"] : undefined;
+  const profile = f.profile;
   const runtime = new NodeRuntime({ threads, ...(profile ? { profilePrefix: profile } : {}) });
   log(`compiling ${presetName} ${mode} step (batch ${batch}, ${threads} thread${threads > 1 ? "s" : ""})...`);
   const t0 = performance.now();

@@ -18,100 +18,84 @@ import { constantLr, warmupCosineLr } from "../../nn/lr-schedule.js";
 import { AdamW } from "../../nn/optim.js";
 import { ParamStore } from "../../nn/params.js";
 import { buildVit, type VitGraph } from "../../nn/vit.js";
-import { RankController } from "../../peft/adalora/controller.js";
-import type { SvdAdapter } from "../../peft/adalora/layer.js";
-import { readMask } from "../../peft/adalora/layer.js";
-import { pack, packedParamCount } from "../../peft/adalora/pack.js";
-import type { Adapter } from "../../peft/adapter.js";
+import type { Adapter, AdapterKind } from "../../peft/adapter.js";
 import { adapterTrainable, buildAdaptedVit, isHeadParam } from "../../peft/model.js";
-import { type AdapterSpec, parseAdapterSpec } from "../../peft/registry.js";
+import { ADAPTER_KINDS, type AdapterSpec, adapterKind, parseAdapterSpec } from "../../peft/registry.js";
 import { Trainer } from "../../peft/trainer.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { Rng } from "../../util/rng.js";
-import { choiceFlag, intFlag, numberFlag, optionalString, parseFlags, requiredString } from "../args.js";
-import { defaultBackboneDir, normalizationFromFlags, TRAINING_FLAGS, taskFlags, trainEpochs } from "../common.js";
+import { defineFlags, intFlag, numberFlag, optionalString, withDefault } from "../args.js";
+import { type CommandInput, defineCommand } from "../command.js";
+import { defaultBackboneDir, normalizationFromFlags, taskFlags, trainEpochs } from "../common.js";
+import { DATA_FLAGS, MODEL, TRAINING_FLAGS } from "../flags.js";
 import { prepareOutput } from "../output-dir.js";
 import { Progress } from "../progress.js";
 
-const MODES = ["lora", "ffa-lora", "adalora", "full", "head"] as const;
-type Mode = (typeof MODES)[number];
+type Mode = AdapterKind | "full" | "head";
+const MODES: readonly Mode[] = [...ADAPTER_KINDS, "full", "head"];
 
-export const finetuneHelp = `safl finetune — centralized fine-tuning of a backbone with an adapter (or all weights)
+const flags = defineFlags({
+  model: { ...MODEL, defaultText: "the shipped backbone, models/vit-micro-mnist-0-4, pre-trained on MNIST digits 0-4" },
+  ...DATA_FLAGS,
+  classes: { ...DATA_FLAGS.classes, description: "target classes, e.g. 5-9" },
+  mean: { ...DATA_FLAGS.mean, defaultText: "what the backbone was pre-trained with" },
+  std: { ...DATA_FLAGS.std, defaultText: "what the backbone was pre-trained with" },
+  adapter: {
+    type: "choice",
+    choices: MODES,
+    default: "lora",
+    description: "lora, ffa-lora, adalora (SVD form, adaptive rank), full (all weights) or head (the classifier only: the linear-probe baseline)",
+  },
+  // The adapter settings stay strings here: adapterSpecFromFlags validates them, because which of
+  // them --adapter takes (and their ranges) is the adapter kind's business.
+  rank: { type: "string", value: "<r>", defaultText: "8", description: "LoRA / FFA-LoRA rank" },
+  alpha: { type: "string", value: "<x>", defaultText: "2*rank for LoRA, init-rank for adalora", description: "scale numerator" },
+  targets: {
+    type: "string",
+    value: "<list>",
+    defaultText: "query,key,value,attention.output.dense,intermediate.dense,output.dense",
+    description: "comma-separated module patterns to adapt",
+  },
+  "init-rank": { type: "string", value: "<r>", defaultText: "12", description: "adalora: initial rank per module" },
+  "target-rank": { type: "string", value: "<r>", defaultText: "4", description: "adalora: average rank per module after annealing" },
+  "orth-weight": { type: "string", value: "<x>", defaultText: "0.5", description: "adalora: orthogonality penalty weight" },
+  heat: { type: "number", value: "<frac>", default: 0.1, min: 0, max: 1, description: "adalora: fraction of steps at the full budget (before annealing)" },
+  cool: { type: "number", value: "<frac>", default: 0.3, min: 0, max: 1, description: "adalora: fraction of steps at the target budget (at the end)" },
+  interval: { type: "int", value: "<steps>", default: 10, min: 1, description: "adalora: steps between rank re-allocations" },
+  ...TRAINING_FLAGS,
+  epochs: withDefault(TRAINING_FLAGS.epochs, 1),
+  batch: withDefault(TRAINING_FLAGS.batch, 32),
+  lr: { ...TRAINING_FLAGS.lr, defaultText: "0.003; adalora 0.01; full 0.0005" },
+  "weight-decay": withDefault(TRAINING_FLAGS["weight-decay"], 0.01),
+  schedule: { type: "choice", choices: ["constant", "cosine"], default: "cosine", description: "constant learning rate, or 5% warm-up then cosine decay" },
+  seed: { ...TRAINING_FLAGS.seed, description: "seed for the head, adapter initialization and shuffling" },
+  out: {
+    ...TRAINING_FLAGS.out,
+    description: "output directory: a PEFT adapter (adapter_config.json + adapter_model.safetensors) or, with --adapter full or head, a checkpoint; plus metrics.json",
+  },
+});
 
-Usage: safl finetune --out <dir> [--model <dir>] [--dataset mnist] [--classes 5-9]
-                     [--adapter lora|ffa-lora|adalora|full] [--epochs 1] [options]
+export const finetuneCommand = defineCommand({
+  name: "finetune",
+  summary: "centralized fine-tuning with lora, ffa-lora, adalora or all weights",
+  usage: "--out <dir> [--model <dir>] [--dataset mnist] [--classes 5-9] [--adapter <kind>] [--epochs 1] [options]",
+  description:
+    "Fine-tunes a backbone on a target task before any federation. The head is re-initialized for the target classes; its accuracy before training is reported as the baseline.",
+  flags,
+  run: finetune,
+});
 
-  --model         HF ViT checkpoint directory (default: the shipped backbone,
-                  models/vit-micro-mnist-0-4, pre-trained on MNIST digits 0-4)
-  --dataset       mnist (embedded), fashion-mnist, cifar10, or a directory (default mnist)
-  --data-dir      where fashion-mnist / cifar10 files are
-  --classes       target classes, e.g. 5-9 (default: all)
-  --mean, --std   per-channel normalization (default: what the backbone was pre-trained with)
-  --adapter       lora, ffa-lora, adalora (SVD form, adaptive rank), full (all weights) or
-                  head (the classifier only: the linear-probe baseline) (default lora)
-  --rank          LoRA / FFA-LoRA rank (default 8)
-  --alpha         scale numerator (default 2*rank for LoRA, init-rank for adalora)
-  --targets       comma-separated module patterns (default query,key,value,attention.output.dense,
-                  intermediate.dense,output.dense)
-  --init-rank     adalora: initial rank per module (default 12)
-  --target-rank   adalora: average rank per module after annealing (default 4)
-  --orth-weight   adalora: orthogonality penalty weight (default 0.5)
-  --heat, --cool  adalora: fraction of steps at the full / target budget (default 0.1 / 0.3)
-  --interval      adalora: steps between rank re-allocations (default 10)
-  --epochs        passes over the training set (default 1)
-  --batch         batch size (default 32)
-  --lr            AdamW learning rate (default 0.003; adalora 0.01; full 0.0005)
-  --weight-decay  AdamW weight decay (default 0.01)
-  --schedule      constant or cosine learning rate (default cosine)
-  --seed          seed for the head, adapter initialization and shuffling (default 0)
-  --threads       onnxruntime threads (default 2)
-  --out           output directory: a PEFT adapter (adapter_config.json + adapter_model.safetensors)
-                  or, with --adapter full or head, a checkpoint; plus metrics.json
-  --force         replace --out if it exists
-  --json          print the summary as JSON`;
-
-export async function finetune(argv: string[]): Promise<number> {
-  const f = parseFlags(
-    argv,
-    {
-      ...TRAINING_FLAGS,
-      model: { type: "string" },
-      adapter: { type: "string" },
-      rank: { type: "string" },
-      alpha: { type: "string" },
-      targets: { type: "string" },
-      "init-rank": { type: "string" },
-      "target-rank": { type: "string" },
-      "orth-weight": { type: "string" },
-      heat: { type: "string" },
-      cool: { type: "string" },
-      interval: { type: "string" },
-      schedule: { type: "string" },
-    },
-    "finetune",
-  );
-  if (f["help"]) {
-    console.log(finetuneHelp);
-    return 0;
-  }
-  const out = requiredString(f["out"], "out", "finetune");
-  const modelDir = optionalString(f["model"]) ?? defaultBackboneDir();
-  const dataset = optionalString(f["dataset"]) ?? "mnist";
-  const mode: Mode = choiceFlag(f["adapter"], "adapter", MODES, "lora");
-  const epochs = intFlag(f["epochs"], "epochs", 1, 1, 10_000);
-  const batch = intFlag(f["batch"], "batch", 32, 1, 65_536);
+async function finetune({ values: v, given: f }: CommandInput<typeof flags>): Promise<number> {
+  const { out, dataset, epochs, batch, seed, threads, heat, cool, interval } = v;
+  const modelDir = v.model ?? defaultBackboneDir();
+  const mode: Mode = v.adapter;
   // The SVD form starts from λ = 0 and learns slower at LoRA's rate: at 0.003 it reached 78.2% after one
   // epoch on the default task, at 0.01 83.3% (3 seeds each, docs/finetuning.md).
-  const lr = numberFlag(f["lr"], "lr", mode === "full" ? 0.0005 : mode === "adalora" ? 0.01 : 0.003, 0, 10);
-  const weightDecay = numberFlag(f["weight-decay"], "weight-decay", 0.01, 0, 10);
-  const scheduleKind = choiceFlag(f["schedule"], "schedule", ["constant", "cosine"] as const, "cosine");
-  const seed = intFlag(f["seed"], "seed", 0, 0);
-  const threads = intFlag(f["threads"], "threads", 2, 1, 256);
+  const lr = numberFlag(f["lr"], "lr", mode === "full" ? 0.0005 : mode === "head" ? 0.003 : adapterKind(mode).defaultLr, 0, 10);
+  const weightDecay = v["weight-decay"];
+  const scheduleKind = v.schedule;
   const spec = mode === "full" || mode === "head" ? undefined : adapterSpecFromFlags(mode, f);
-  const heat = numberFlag(f["heat"], "heat", 0.1, 0, 1);
-  const cool = numberFlag(f["cool"], "cool", 0.3, 0, 1);
-  const interval = intFlag(f["interval"], "interval", 10, 1);
-  const pending = await prepareOutput(out, Boolean(f["force"]));
+  const pending = await prepareOutput(out, v.force);
 
   const runtime = new NodeRuntime({ threads });
   try {
@@ -146,15 +130,11 @@ export async function finetune(argv: string[]): Promise<number> {
     );
     progress.line(`untrained head: test acc ${(100 * before.accuracy).toFixed(2)}%  test loss ${before.loss.toFixed(4)}`);
 
-    let controller: RankController | undefined;
-    if (adapter?.kind === "adalora") {
-      controller = new RankController(adapter as SvdAdapter, {
-        totalSteps,
-        heatSteps: Math.floor(heat * totalSteps),
-        coolSteps: Math.floor(cool * totalSteps),
-        interval,
-      });
-    }
+    // Kinds with adaptive rank re-allocate it during training (the SVD form: heating, cubic decay, cooling).
+    const rankStep =
+      adapter && trainer.hooks
+        ? adapterKind(adapter.kind).rankSchedule?.(adapter, trainer.hooks, { totalSteps, heatSteps: Math.floor(heat * totalSteps), coolSteps: Math.floor(cool * totalSteps), interval })
+        : undefined;
     const logs = await trainEpochs({
       trainer,
       evaluator,
@@ -167,15 +147,13 @@ export async function finetune(argv: string[]): Promise<number> {
         optimizer.lr = schedule(step);
       },
       afterStep: (step) => {
-        if (!controller) return undefined;
-        const ev = controller.afterStep(step, store, trainer.importance!);
-        return `${ev.phase} budget ${ev.budget}`;
+        return rankStep?.(step, store);
       },
     });
     progress.finish();
     const last = logs[logs.length - 1]!;
-    const ranks = adapter?.kind === "adalora" ? Object.fromEntries(adapter.modules().map((m) => [m.name, readMask(store, m.name).reduce((a, b) => a + b, 0)])) : undefined;
-    const adapterParams = adapter ? countAdapterParams(adapter, store) : undefined;
+    const ranks = adapter ? adapterKind(adapter.kind).activeRanks?.(adapter, store) : undefined;
+    const adapterParams = adapter ? adapterKind(adapter.kind).savedParamCount(adapter, store) : undefined;
 
     const metadata = { "safl.classes": JSON.stringify(task.classes), "safl.dataset": dataset, "safl.normalization": JSON.stringify(normalization ?? null) };
     if (adapter && spec) await saveAdapter(pending.tmp, { spec, adapter, store, baseModel: modelDir, totalSteps, metadata });
@@ -217,29 +195,22 @@ export async function finetune(argv: string[]): Promise<number> {
   }
 }
 
-/** Parameters the saved adapter holds (active triplets only for the SVD form), head excluded. */
-function countAdapterParams(adapter: Adapter, store: ParamStore): number {
-  if (adapter.kind === "adalora") return packedParamCount(pack(store, adapter.modules()));
-  return adapter.modules().reduce((n, m) => n + m.rank * (m.inFeatures + m.outFeatures), 0);
-}
+/** The finetune flags that set adapter config fields (a kind takes those its schema has). */
+const ADAPTER_FIELD_FLAGS = { rank: "rank", "init-rank": "initRank", "target-rank": "targetRank", "orth-weight": "orthWeight" } as const;
 
-function adapterSpecFromFlags(mode: Exclude<Mode, "full" | "head">, f: Record<string, string | boolean | undefined>): AdapterSpec {
+function adapterSpecFromFlags(mode: AdapterKind, f: Record<string, string | boolean | undefined>): AdapterSpec {
+  const entry = adapterKind(mode);
+  const fields = new Set(Object.keys(entry.schema.shape));
   const targets = optionalString(f["targets"])?.split(",").map((s) => s.trim());
   const alpha = f["alpha"] === undefined ? undefined : numberFlag(f["alpha"], "alpha", 1, Number.MIN_VALUE);
-  const common = { ...(targets ? { targetModules: targets } : {}), ...(alpha === undefined ? {} : { alpha }) };
-  if (mode === "adalora") {
-    for (const k of ["rank"]) if (f[k] !== undefined) throw argError(`--${k} is for lora/ffa-lora; adalora takes --init-rank and --target-rank`);
-    return parseAdapterSpec(
-      {
-        kind: "adalora",
-        initRank: intFlag(f["init-rank"], "init-rank", 12, 1),
-        targetRank: intFlag(f["target-rank"], "target-rank", 4, 0),
-        ...(f["orth-weight"] === undefined ? {} : { orthWeight: numberFlag(f["orth-weight"], "orth-weight", 0.5, 0) }),
-        ...common,
-      },
-      "adapter flags",
-    );
+  const raw: Record<string, unknown> = { kind: mode, ...(entry.finetuneDefaults ?? {}), ...(targets ? { targetModules: targets } : {}), ...(alpha === undefined ? {} : { alpha }) };
+  for (const [flag, field] of Object.entries(ADAPTER_FIELD_FLAGS)) {
+    if (f[flag] === undefined) continue;
+    if (!fields.has(field)) {
+      const takes = Object.entries(ADAPTER_FIELD_FLAGS).filter(([, v]) => fields.has(v)).map(([k]) => `--${k}`);
+      throw argError(`--${flag} is not a setting of --adapter ${mode} (it takes ${[...takes, "--alpha", "--targets"].join(", ")})`);
+    }
+    raw[field] = field === "orthWeight" ? numberFlag(f[flag], flag, 0, 0) : intFlag(f[flag], flag, 1, field === "targetRank" ? 0 : 1);
   }
-  for (const k of ["init-rank", "target-rank", "orth-weight"]) if (f[k] !== undefined) throw argError(`--${k} is for --adapter adalora`);
-  return parseAdapterSpec({ kind: mode, rank: intFlag(f["rank"], "rank", 8, 1), ...common }, "adapter flags");
+  return parseAdapterSpec(raw, "adapter flags");
 }

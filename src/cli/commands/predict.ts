@@ -8,45 +8,35 @@ import { fromFloat32, toFloat32 } from "../../io/safetensors.js";
 import { readSafetensorsFile, writeSafetensorsFile } from "../../io/safetensors-file.js";
 import { EvalStep } from "../../nn/train.js";
 import { NodeRuntime } from "../../runtime/node.js";
-import { intFlag, optionalString, parseFlags, requiredString } from "../args.js";
+import { defineFlags, optionalString, withDefault } from "../args.js";
+import { type CommandInput, defineCommand } from "../command.js";
 import { loadModel } from "../common.js";
+import { BATCH, MODEL, OUT, THREADS } from "../flags.js";
 
-export const predictHelp = `safl predict — logits of a ViT checkpoint on a batch of images
+const flags = defineFlags({
+  model: { ...MODEL, required: true },
+  adapter: {
+    type: "string",
+    value: "<dir>",
+    description:
+      "PEFT adapter directory (adapter_config.json + adapter_model.safetensors, e.g. from safl finetune) applied on top of --model, with its own classification head (or the model's head when the adapter saved none, as PEFT's modules_to_save: null)",
+  },
+  images: { type: "string", value: "<file>", required: true, description: 'safetensors file with float32 "pixel_values" [N, C, H, W] (already normalized)' },
+  out: { ...OUT, value: "<file>", required: true, description: 'where to write float32 "logits" [N, num_labels] (safetensors)' },
+  threads: THREADS,
+  batch: { ...withDefault(BATCH, 64), description: "images per forward pass" },
+});
 
-Usage: safl predict --model <dir> [--adapter <dir>] --images <file.safetensors>
-                    --out <file.safetensors> [--threads T] [--batch N]
+export const predictCommand = defineCommand({
+  name: "predict",
+  summary: "logits of a HF ViT checkpoint on images from a safetensors file",
+  usage: "--model <dir> [--adapter <dir>] --images <file.safetensors> --out <file.safetensors> [--threads T] [--batch N]",
+  flags,
+  run: predict,
+});
 
-  --model    HF ViTForImageClassification directory (config.json + model.safetensors)
-  --adapter  PEFT adapter directory (adapter_config.json + adapter_model.safetensors, e.g. from
-             safl finetune) applied on top of --model, with its own classification head
-  --images   safetensors file with float32 "pixel_values" [N, C, H, W] (already normalized)
-  --out      where to write float32 "logits" [N, num_labels]
-  --threads  onnxruntime intra-op threads (default 2)
-  --batch    images per forward pass (default 64)`;
-
-export async function predict(argv: string[]): Promise<number> {
-  const f = parseFlags(
-    argv,
-    {
-      model: { type: "string" },
-      adapter: { type: "string" },
-      images: { type: "string" },
-      out: { type: "string" },
-      threads: { type: "string" },
-      batch: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    "predict",
-  );
-  if (f["help"]) {
-    console.log(predictHelp);
-    return 0;
-  }
-  const modelDir = requiredString(f["model"], "model", "predict");
-  const imagesPath = requiredString(f["images"], "images", "predict");
-  const outPath = requiredString(f["out"], "out", "predict");
-  const threads = intFlag(f["threads"], "threads", 2, 1, 256);
-  const maxBatch = intFlag(f["batch"], "batch", 64, 1, 65536);
+async function predict({ values: v, given: f }: CommandInput<typeof flags>): Promise<number> {
+  const { model: modelDir, images: imagesPath, out: outPath, threads, batch: maxBatch } = v;
 
   const { config: c, model, store } = await loadModel(modelDir, optionalString(f["adapter"]));
   const file = await readSafetensorsFile(imagesPath);

@@ -17,54 +17,42 @@ import { buildVit } from "../../nn/vit.js";
 import { Trainer } from "../../peft/trainer.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { Rng } from "../../util/rng.js";
-import { intFlag, numberFlag, optionalString, parseFlags, requiredString } from "../args.js";
-import { normalizationFromFlags, TRAINING_FLAGS, taskFlags, trainEpochs } from "../common.js";
+import { defineFlags, withDefault } from "../args.js";
+import { type CommandInput, defineCommand } from "../command.js";
+import { normalizationFromFlags, taskFlags, trainEpochs } from "../common.js";
+import { DATA_FLAGS, PRESET, TRAINING_FLAGS } from "../flags.js";
 import { prepareOutput } from "../output-dir.js";
 import { Progress } from "../progress.js";
 
-export const pretrainHelp = `safl pretrain — train a ViT from scratch on a source task, save an HF checkpoint
+const flags = defineFlags({
+  ...DATA_FLAGS,
+  classes: { ...DATA_FLAGS.classes, description: "source classes, e.g. 0-4 or 1,3,5-7" },
+  mean: { ...DATA_FLAGS.mean, defaultText: "none, pixels in [0,1]" },
+  std: { ...DATA_FLAGS.std, defaultText: "none, pixels in [0,1]" },
+  preset: withDefault(PRESET, "micro-mnist"),
+  ...TRAINING_FLAGS,
+  epochs: withDefault(TRAINING_FLAGS.epochs, 10),
+  batch: withDefault(TRAINING_FLAGS.batch, 64),
+  lr: { ...withDefault(TRAINING_FLAGS.lr, 0.002), description: "peak AdamW learning rate, 5% warm-up then cosine decay" },
+  "weight-decay": withDefault(TRAINING_FLAGS["weight-decay"], 0.05),
+  out: { ...TRAINING_FLAGS.out, description: "checkpoint directory to write (config.json + model.safetensors)" },
+});
 
-Usage: safl pretrain --out <dir> [--dataset mnist] [--classes 0-4] [--preset micro-mnist]
-                     [--epochs 10] [--seed 0] [options]
+export const pretrainCommand = defineCommand({
+  name: "pretrain",
+  summary: "train a ViT from scratch on a source task (makes a backbone)",
+  usage: "--out <dir> [--dataset mnist] [--classes 0-4] [--preset micro-mnist] [--epochs 10] [--seed 0] [options]",
+  description: "Saves an HF checkpoint whose config.json records the source task (safl_source); docs/pretraining.md has the command behind the shipped backbone.",
+  flags,
+  run: pretrain,
+});
 
-  --dataset       mnist (embedded), fashion-mnist, cifar10, or a directory (IDX files,
-                  CIFAR-10 binary batches, or train/test.safetensors)   (default mnist)
-  --data-dir      where fashion-mnist / cifar10 files are
-  --classes       source classes, e.g. 0-4 or 1,3,5-7 (default: all)
-  --mean, --std   per-channel normalization, e.g. --mean 0.5 --std 0.5 (default: none, pixels in [0,1])
-  --preset        architecture: micro-mnist, tiny-mnist, small-cifar, vit-tiny-224 (default micro-mnist)
-  --epochs        passes over the training set (default 10)
-  --batch         batch size (default 64)
-  --lr            peak AdamW learning rate (default 0.002), 5% warm-up then cosine decay
-  --weight-decay  AdamW weight decay (default 0.05)
-  --seed          initialization and shuffling seed (default 0)
-  --threads       onnxruntime threads (default 2)
-  --out           checkpoint directory to write (config.json + model.safetensors)
-  --force         replace --out if it exists
-  --json          print the summary as JSON`;
-
-export async function pretrain(argv: string[]): Promise<number> {
-  const f = parseFlags(
-    argv,
-    { ...TRAINING_FLAGS, preset: { type: "string" } },
-    "pretrain",
-  );
-  if (f["help"]) {
-    console.log(pretrainHelp);
-    return 0;
-  }
-  const out = requiredString(f["out"], "out", "pretrain");
-  const dataset = optionalString(f["dataset"]) ?? "mnist";
-  const presetName = optionalString(f["preset"]) ?? "micro-mnist";
-  const epochs = intFlag(f["epochs"], "epochs", 10, 1, 10_000);
-  const batch = intFlag(f["batch"], "batch", 64, 1, 65_536);
-  const lr = numberFlag(f["lr"], "lr", 0.002, 0, 10);
-  const weightDecay = numberFlag(f["weight-decay"], "weight-decay", 0.05, 0, 10);
-  const seed = intFlag(f["seed"], "seed", 0, 0);
-  const threads = intFlag(f["threads"], "threads", 2, 1, 256);
+async function pretrain({ values: f, argv }: CommandInput<typeof flags>): Promise<number> {
+  const { out, dataset, preset: presetName, epochs, batch, lr, seed, threads } = f;
+  const weightDecay = f["weight-decay"];
   const normalization = normalizationFromFlags(f);
   const preset = presetConfig(presetName);
-  const pending = await prepareOutput(out, Boolean(f["force"]));
+  const pending = await prepareOutput(out, f.force);
 
   const runtime = new NodeRuntime({ threads });
   try {
@@ -114,7 +102,7 @@ export async function pretrain(argv: string[]): Promise<number> {
     await saveCheckpoint(pending.tmp, config, store, { safl_source: source });
     await pending.commit();
     const summary = { out, parameters: store.count(), testAccuracy: last.test.accuracy, testLoss: last.test.loss, epochs: logs.length, seconds: logs.reduce((s, l) => s + l.seconds, 0) };
-    if (f["json"]) console.log(JSON.stringify(summary));
+    if (f.json) console.log(JSON.stringify(summary));
     else console.log(`pretrain: test accuracy ${(100 * last.test.accuracy).toFixed(2)}% on ${dataset} [${task.classes.join(",")}]; wrote ${join(out, "model.safetensors")}`);
     return 0;
   } catch (e) {

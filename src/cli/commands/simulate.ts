@@ -15,43 +15,36 @@ import { applyOverrides, parseRunConfig, type RunConfig } from "../../sim/config
 import { formatRoundLine, formatSummaryTable, partitionPlot, runPlots } from "../../sim/report.js";
 import { prepareSimulation, simulate } from "../../sim/simulate.js";
 import { workerGridFactory } from "../../sim/worker-grid.js";
-import { optionalString, parseFlags } from "../args.js";
+import { defineFlags } from "../args.js";
+import { type CommandInput, defineCommand } from "../command.js";
+import { FORCE, JSON_OUTPUT, OUT } from "../flags.js";
 import { prepareOutput } from "../output-dir.js";
 import { Progress } from "../progress.js";
 
-export const simulateHelp = `safl simulate — run a federated simulation (the main job)
+const flags = defineFlags({
+  config: { type: "string", value: "<file>", defaultText: "the embedded default run", description: "run config (JSON); see docs/simulation.md for every field and its default" },
+  set: {
+    type: "string",
+    value: "<key.path=value>",
+    multiple: true,
+    description:
+      "override one field, e.g. --set strategy.name=fedavg --set clients.partition=iid --set rounds=10 (values are read as JSON when they parse)",
+  },
+  out: { ...OUT, default: "runs/simulate", description: "output directory; replaced only with --force" },
+  force: { ...FORCE, description: "replace an existing output directory" },
+  json: { ...JSON_OUTPUT, description: "print the summary as JSON instead of a table" },
+});
 
-Usage: safl simulate [--config <file.json>] [--set key.path=value ...] [--out <dir>] [--force] [--json]
-
-With no config, runs SA-FedLoRA on the shipped backbone (MNIST digits 0-4) with the target task
-MNIST digits 5-9: 20 clients, Dirichlet(0.5) label skew, 10 clients per round, 30 rounds.
-
-Options:
-  --config <file>   run config (JSON); see docs/simulation.md for every field and its default
-  --set k.p=v       override one field (repeatable), e.g. --set strategy.name=fedavg
-                    --set clients.partition=iid --set rounds=10 (values are read as JSON when they parse)
-  --out <dir>       output directory (default runs/simulate); replaced only with --force
-  --force           replace an existing output directory
-  --json            print the summary as JSON instead of a table
-
-Writes <out>/metrics.jsonl, summary.json, config.json, partition.txt and SVG plots.`;
-
-/** Pulls every `--set v` / `--set=v` out of argv (parseArgs keeps only the last of a repeated flag). */
-function extractSets(argv: readonly string[]): { rest: string[]; sets: string[] } {
-  const rest: string[] = [];
-  const sets: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--set") {
-      const v = argv[i + 1];
-      if (v === undefined || v.startsWith("--")) throw argError("--set needs a value: key.path=value");
-      sets.push(v);
-      i++;
-    } else if (a.startsWith("--set=")) sets.push(a.slice("--set=".length));
-    else rest.push(a);
-  }
-  return { rest, sets };
-}
+export const simulateCommand = defineCommand({
+  name: "simulate",
+  summary: "run a federated simulation (the main job; SA-FedLoRA on the default backbone)",
+  usage: "[--config <file.json>] [--set key.path=value ...] [--out <dir>] [--force] [--json]",
+  description: `With no config, runs SA-FedLoRA on the shipped backbone (MNIST digits 0-4) with the target task
+MNIST digits 5-9: 20 clients, Dirichlet(0.5) label skew, 10 clients per round, 30 rounds.`,
+  epilog: "Writes <out>/metrics.jsonl, summary.json, config.json, partition.txt and SVG plots.",
+  flags,
+  run: simulateRun,
+});
 
 /** Reads a JSON file; `what` names it in the two errors a user can cause (unreadable, not JSON). */
 export async function readJsonFile(path: string, what: string): Promise<{ value: unknown; text: string }> {
@@ -74,16 +67,10 @@ export async function runConfigFromArgs(configPath: string | undefined, sets: re
   return parseRunConfig(applyOverrides(raw, sets), configPath ? `run config ${configPath}` : "run config");
 }
 
-export async function simulateCommand(argv: string[]): Promise<number> {
-  const { rest, sets } = extractSets(argv);
-  const f = parseFlags(rest, { config: { type: "string" }, out: { type: "string" }, force: { type: "boolean" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } }, "simulate");
-  if (f["help"]) {
-    console.log(simulateHelp);
-    return 0;
-  }
-  const cfg = await runConfigFromArgs(optionalString(f["config"]), sets);
-  const out = optionalString(f["out"]) ?? "runs/simulate";
-  const pending = await prepareOutput(out, Boolean(f["force"]));
+async function simulateRun({ values: f }: CommandInput<typeof flags>): Promise<number> {
+  const cfg = await runConfigFromArgs(f.config, f.set);
+  const out = f.out;
+  const pending = await prepareOutput(out, f.force);
   try {
     const setup = await prepareSimulation(cfg);
     const progress = new Progress(cfg.rounds, cfg.strategy.name);
@@ -118,7 +105,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     await writeFile(join(pending.tmp, "summary.json"), `${JSON.stringify(result.summary, null, 2)}\n`);
     for (const [name, svg] of runPlots(result.records, { title: `${cfg.strategy.name}, ${cfg.clients.partition}` })) await writeFile(join(pending.tmp, name), svg);
     await pending.commit();
-    if (f["json"]) console.log(JSON.stringify({ out, ...result.summary }, null, 2));
+    if (f.json) console.log(JSON.stringify({ out, ...result.summary }, null, 2));
     else console.log(`${formatSummaryTable(result.summary)}\n\nwrote ${out}/ (metrics.jsonl, summary.json, plots)`);
     return 0;
   } catch (e) {

@@ -18,26 +18,38 @@ import { expandPlan, parseStudyPlan, resultKey, type StudyCell, type StudyPlan }
 import { buildStudyReport, type CellResult, mergeAnalysis } from "../../sim/study-report.js";
 import { workerGridFactory } from "../../sim/worker-grid.js";
 import { readJsonFile } from "./simulate.js";
-import { optionalString, parseFlags, requiredString } from "../args.js";
+import { defineFlags } from "../args.js";
+import { type CommandInput, defineCommand } from "../command.js";
+import { OUT } from "../flags.js";
 import { formatSeconds, Progress } from "../progress.js";
 
-export const studyHelp = `safl study — run a reproduction study (a matrix of simulations) and write its report
+const flags = defineFlags({
+  plan: { type: "string", value: "<file>", required: true, description: "the study plan (JSON); studies/fashion-mnist.json is the one behind docs/results.md" },
+  out: {
+    ...OUT,
+    default: "runs/study",
+    description: "where cells and plots go; each cell is cells/<id>/ with config.json, metrics.jsonl and summary.json, moved into place only when complete",
+  },
+  report: {
+    type: "string",
+    value: "<file>",
+    defaultText: "<out>/report.md",
+    description: 'the Markdown report; text between the "analysis" markers of an existing report is kept when it is regenerated',
+  },
+  resume: { type: "boolean", description: "keep the finished cells in --out and run only the missing ones" },
+  "dry-run": { type: "boolean", description: "list the cells and whether they are done, and run nothing" },
+});
 
-Usage: safl study --plan <plan.json> [--out <dir>] [--report <file.md>] [--resume] [--dry-run]
-
-Runs every cell of the plan (methods x partitions x seeds, then the sensitivity sweeps) one after
-another, then writes the report: tables per partition, the target check, the sweeps, and SVG plots.
-
-Options:
-  --plan <file>     the study plan (JSON); studies/fashion-mnist.json is the one behind docs/results.md
-  --out <dir>       where cells and plots go (default runs/study); each cell is cells/<id>/ with
-                    config.json, metrics.jsonl and summary.json, moved into place only when complete
-  --report <file>   the Markdown report (default <out>/report.md); text between the
-                    "analysis" markers of an existing report is kept when it is regenerated
-  --resume          keep the finished cells in --out and run only the missing ones
-  --dry-run         list the cells and whether they are done, and run nothing
-
-Re-running with --resume when every cell is done only rewrites the report.`;
+export const studyCommand = defineCommand({
+  name: "study",
+  summary: "run a reproduction study (methods x partitions x seeds) and write its report",
+  usage: "--plan <plan.json> [--out <dir>] [--report <file.md>] [--resume] [--dry-run]",
+  description: `Runs every cell of the plan (methods x partitions x seeds, then the sensitivity sweeps) one after
+another, then writes the report: tables per partition, the target check, the sweeps, and SVG plots.`,
+  epilog: "Re-running with --resume when every cell is done only rewrites the report.",
+  flags,
+  run: studyRun,
+});
 
 async function readPlan(path: string): Promise<{ plan: StudyPlan; text: string }> {
   const { value, text } = await readJsonFile(path, "study plan");
@@ -107,19 +119,10 @@ async function clearPartials(cellsDir: string): Promise<number> {
   return partial.length;
 }
 
-export async function studyCommand(argv: string[]): Promise<number> {
-  const f = parseFlags(
-    argv,
-    { plan: { type: "string" }, out: { type: "string" }, report: { type: "string" }, resume: { type: "boolean" }, "dry-run": { type: "boolean" }, help: { type: "boolean", short: "h" } },
-    "study",
-  );
-  if (f["help"]) {
-    console.log(studyHelp);
-    return 0;
-  }
-  const planPath = requiredString(f["plan"], "--plan", "study");
-  const out = optionalString(f["out"]) ?? "runs/study";
-  const reportPath = optionalString(f["report"]) ?? join(out, "report.md");
+async function studyRun({ values: f }: CommandInput<typeof flags>): Promise<number> {
+  const planPath = f.plan;
+  const out = f.out;
+  const reportPath = f.report ?? join(out, "report.md");
   const { plan, text: planText } = await readPlan(planPath);
   const cells = expandPlan(plan);
   const cellsDir = join(out, "cells");
@@ -152,7 +155,7 @@ export async function studyCommand(argv: string[]): Promise<number> {
         "delete them to re-run them, or use another --out",
     );
   }
-  if (done.size > 0 && !f["resume"]) {
+  if (done.size > 0 && !f.resume) {
     throw argError(`--out ${out} already holds ${done.size} finished cell(s) of this plan; pass --resume to keep them and run the other ${pending.length}, or choose another --out`);
   }
   await mkdir(cellsDir, { recursive: true });
@@ -191,7 +194,7 @@ export async function studyCommand(argv: string[]): Promise<number> {
   const report = buildStudyReport(plan, results, {
     plotsHref: relative(reportDir, resolve(plotsDir)).split("\\").join("/"),
     cellsHref: relative(reportDir, resolve(cellsDir)).split("\\").join("/"),
-    command: `npx safl study --plan ${planPath} --out ${out}${optionalString(f["report"]) ? ` --report ${reportPath}` : ""} --resume`,
+    command: `npx safl study --plan ${planPath} --out ${out}${f.report ? ` --report ${reportPath}` : ""} --resume`,
   });
   await mkdir(plotsDir, { recursive: true });
   for (const [name, svg] of report.plots) await writeFile(join(plotsDir, name), svg);

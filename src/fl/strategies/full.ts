@@ -5,12 +5,14 @@
  * sample-weighted mean. FedProx differs only by the proximal weight μ in the instruction, and
  * SA-FedLoRA's initiating stage is this strategy with μ > 0 for its first rounds.
  */
+import { z } from "zod";
 import type { ParamStore } from "../../nn/params.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import type { Stage } from "../records.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import type { WireMessage } from "../wire.js";
+import { defineStrategy } from "./entry.js";
 
 export interface FullModelOptions {
   readonly name: string;
@@ -65,3 +67,17 @@ export class FullModelStrategy implements Strategy {
     return { mu: this.opts.mu };
   }
 }
+
+export const fedavgStrategy = defineStrategy({
+  name: "fedavg",
+  summary: "FedAvg: every weight trained, sent and averaged",
+  schema: z.object({ name: z.literal("fedavg") }).strict(),
+  create: (_spec, { initial, training, seed }) => new FullModelStrategy({ name: "fedavg", initial, training: training.full, mu: 0, seed }),
+});
+
+export const fedproxStrategy = defineStrategy({
+  name: "fedprox",
+  summary: "FedProx: FedAvg with the proximal term μ/2·‖w − w_global‖² in local training",
+  schema: z.object({ name: z.literal("fedprox"), mu: z.number().min(0).default(0.01) }).strict(),
+  create: (spec, { initial, training, seed }) => new FullModelStrategy({ name: "fedprox", initial, training: training.full, mu: spec.mu, seed }),
+});

@@ -4,18 +4,20 @@
  * averaged separately) and FFA-LoRA (Sun et al., 2024: A frozen at its seeded initial value, only B
  * trained and sent, so the average of B·A is exact). The head is trained and averaged in both.
  */
-
+import { z } from "zod";
 import type { VitConfig } from "../../nn/config.js";
 import type { ParamStore } from "../../nn/params.js";
 import { mergeAdapter } from "../../peft/merge.js";
 import { isHeadParam } from "../../peft/model.js";
-import type { AdapterSpec } from "../../peft/registry.js";
+import { loraConfigSchema } from "../../peft/lora/config.js";
+import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import type { WireMessage } from "../wire.js";
-import type { FrozenBase } from "./base.js";
+import { FrozenBase } from "./base.js";
+import { defineStrategy, headOf } from "./entry.js";
 
 export interface LoraStrategyOptions {
   readonly name: string;
@@ -80,3 +82,19 @@ export class LoraStrategy implements Strategy {
     return { adapter: this.opts.spec, trainedParams: this.values.count(this.rm.trainable), baseDownloads: this.opts.base.downloads };
   }
 }
+
+/** FedLoRA and FFA-LoRA: the same strategy on the pre-trained base, with the LoRA or FFA-LoRA adapter. */
+function loraFamily<N extends string>(name: N, kind: "lora" | "ffa-lora", summary: string) {
+  return defineStrategy({
+    name,
+    summary,
+    schema: z.object({ name: z.literal(name), adapter: loraConfigSchema.prefault({}) }).strict(),
+    create(spec, { config, initial, training, seed }) {
+      const adapter = resolveAdapterSpec(kind, spec.adapter) as AdapterSpec & { kind: "lora" | "ffa-lora" };
+      return new LoraStrategy({ name, config, spec: adapter, base: new FrozenBase(0, initial), head: headOf(initial), training: training.adapter(kind), seed, initSeed: seed + 1 });
+    },
+  });
+}
+
+export const fedloraStrategy = loraFamily("fedlora", "lora", "FedLoRA (FedIT): fixed-rank LoRA on the pre-trained base, A and B averaged");
+export const ffaLoraStrategy = loraFamily("ffa-lora", "ffa-lora", "FFA-LoRA: LoRA with A frozen and shared, only B trained and averaged");

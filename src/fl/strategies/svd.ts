@@ -14,6 +14,7 @@
  * Optionally the first `initiatingRounds` rounds train every triplet with a proximal term (the
  * "LoRA-only initiating stage" reading of the paper).
  */
+import { z } from "zod";
 import { argError } from "../../errors.js";
 import type { VitConfig } from "../../nn/config.js";
 import type { ParamStore } from "../../nn/params.js";
@@ -24,7 +25,8 @@ import { activeCount, type PackedModule, packModule, unpackModule } from "../../
 import { budgetSchedule, type SchedulePhase } from "../../peft/adalora/schedule.js";
 import { mergeAdapter } from "../../peft/merge.js";
 import { isHeadParam } from "../../peft/model.js";
-import type { AdapterSpec } from "../../peft/registry.js";
+import { adaloraConfigSchema } from "../../peft/adalora/config.js";
+import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation, weightedMean } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
@@ -32,7 +34,8 @@ import type { RoundInfo } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import { truncatedSvd } from "../../util/linalg.js";
 import type { WireMessage } from "../wire.js";
-import type { FrozenBase } from "./base.js";
+import { FrozenBase } from "./base.js";
+import { defineStrategy, headOf, type StrategyIssue } from "./entry.js";
 
 /** How the global mask is chosen from the averaged scores. */
 export type Selection = "top-b" | "per-module";
@@ -293,3 +296,67 @@ export function perModuleAllocation(scores: readonly ModuleScores[], budget: num
     }),
   );
 }
+
+/** The annealing fields FedAdaLoRA and SA-FedLoRA share (their defaults are set per strategy). */
+export const annealingFields = {
+  /** Annealing rounds at the full budget r₀ × modules. */
+  heatRounds: z.number().int().min(0),
+  /** Final rounds at the target budget, with the mask frozen. */
+  coolRounds: z.number().int().min(0),
+  /** β of the server-side EMA of triplet scores across rounds (0: each round's average alone). */
+  scoreSmoothing: z.number().min(0).lt(1).default(0.5),
+  /** "top-b": keep the b best triplets over all modules (AdaLoRA's global rule); "per-module": b/M per module. */
+  selection: z.enum(["top-b", "per-module"]).default("top-b"),
+  /**
+   * How the server combines the clients' triplets: "factors" (the default when omitted) averages
+   * P, λ and Q separately; "product" averages the clients' P·diag(λ)·Q and re-factorizes the mean
+   * by a truncated SVD (docs/algorithm.md). Optional without a default because `safl study` keys
+   * finished cells by a hash of the resolved config (sim/study.ts resultKey): a new default would
+   * make every finished cell look stale.
+   */
+  aggregation: z.enum(["factors", "product"]).optional(),
+};
+
+/** A heating + cooling length that leaves no decay round is a config error, not a flat schedule. */
+export function annealingIssues(spec: { heatRounds: number; coolRounds: number }, annealingRounds: number): StrategyIssue[] {
+  if (spec.heatRounds + spec.coolRounds < annealingRounds) return [];
+  return [{ path: ["heatRounds"], message: `heatRounds ${spec.heatRounds} + coolRounds ${spec.coolRounds} must leave at least one decay round out of ${annealingRounds} annealing rounds` }];
+}
+
+export const fedadaloraStrategy = defineStrategy({
+  name: "fedadalora",
+  summary: "federated AdaLoRA: the SVD-form adapter with the annealing budget from round 1, no initiating stage",
+  schema: z
+    .object({
+      name: z.literal("fedadalora"),
+      adapter: adaloraConfigSchema.prefault({}),
+      heatRounds: annealingFields.heatRounds.default(2),
+      coolRounds: annealingFields.coolRounds.default(4),
+      scoreSmoothing: annealingFields.scoreSmoothing,
+      selection: annealingFields.selection,
+      aggregation: annealingFields.aggregation,
+    })
+    .strict(),
+  create: (spec, { config, initial, training, rounds, seed }) =>
+    new SvdStrategy({
+      name: "fedadalora",
+      config,
+      spec: resolveAdapterSpec("adalora", spec.adapter) as AdapterSpec & { kind: "adalora" },
+      base: new FrozenBase(0, initial),
+      head: headOf(initial),
+      training: training.adapter("adalora"),
+      seed,
+      initSeed: seed + 1,
+      firstRound: 1,
+      rounds,
+      initiatingRounds: 0,
+      mu: 0,
+      heatRounds: spec.heatRounds,
+      coolRounds: spec.coolRounds,
+      fixedRank: false,
+      scoreSmoothing: spec.scoreSmoothing,
+      selection: spec.selection,
+      aggregation: spec.aggregation ?? "factors",
+    }),
+  check: (spec, run) => annealingIssues(spec, run.rounds),
+});

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_TARGETS } from "../lora/config.js";
+import { type Targets, targetsSchema } from "../targets.js";
 
 export const adaloraConfigSchema = z
   .object({
@@ -15,7 +16,8 @@ export const adaloraConfigSchema = z
     targetRank: z.number().int().min(0).default(8),
     /** Scale numerator: ΔW = P·diag(λ)·Q·alpha/initRank (the scale does not change when ranks are pruned). */
     alpha: z.number().positive().optional(),
-    targetModules: z.array(z.string().min(1)).min(1).default([...DEFAULT_TARGETS]),
+    /** PEFT target_modules semantics: names / suffixes, or `{ regex }` matched against the whole name. */
+    targetModules: targetsSchema.default([...DEFAULT_TARGETS]),
     /** EMA coefficient of the smoothed sensitivity Ī. */
     beta1: z.number().min(0).max(1).default(0.85),
     /** EMA coefficient of the uncertainty U. */
@@ -41,7 +43,7 @@ export interface AdaloraConfig {
   readonly initRank: number;
   readonly targetRank: number;
   readonly alpha: number;
-  readonly targetModules: readonly string[];
+  readonly targetModules: Targets;
   readonly beta1: number;
   readonly beta2: number;
   readonly orthWeight: number;

@@ -55,7 +55,7 @@ export class RankController {
   }
 
   /** Call after training step `step` (1-based) with the trainer's importance statistics. */
-  afterStep(step: number, store: ParamStore, importance: ImportanceTracker): RankEvent {
+  afterStep(step: number, store: ParamStore, importance: Pick<ImportanceTracker, "allScores">): RankEvent {
     const phase = this.schedule.phase(step);
     const budget = this.schedule.budget(step);
     const lastAnnealing = this.opts.totalSteps - this.opts.coolSteps;
