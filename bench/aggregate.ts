@@ -87,7 +87,7 @@ function serverPass() {
   for (const m of decoded) {
     const v = validateReply(m, expectation);
     if (v.ok) accepted.push(m);
-    else rejected.push(`${m.clientId}: ${v.reason}`);
+    else rejected.push(`${m.clientId}: ${v.failure.message}`);
   }
   const t2 = performance.now();
   const agg = aggregateReplies(accepted);

@@ -5,7 +5,8 @@
 //      staging directory so a stale or concurrently rebuilt dist/ cannot leak into the tarball; its
 //      `prepare` script compiles a fresh dist/) and checks the tarball's file list;
 //   2. creates a fresh project and `npm install`s the tarball with the repository's TypeScript and
-//      @types/node (registry or npm cache; onnxruntime-node's CUDA download skipped);
+//      @types/node (from the registry or the npm cache; onnxruntime-node's CUDA download denied as
+//      the README says, so it works offline after `npm ci`);
 //   3. (a) `npx safl simulate` (8 FedAvg rounds on a subset) must write 8 round records,
 //      (b) an ESM script importing "sa-fedlora" and its subpaths trains a tiny ViT with LoRA (the
 //          loss must be finite and fall), runs a strategy round's encoding and a small in-process
@@ -46,8 +47,8 @@ const fail = (message) => {
 
 // Child processes get the user's environment minus what an enclosing `npm run` says about this
 // repository (so nested npm commands see the temporary project, not the repo), plus the switch
-// that makes onnxruntime-node's install script skip its CUDA download: the consumer project has no
-// `allowScripts` entry for it, and without internet the download would fail the install.
+// that makes onnxruntime-node's install script skip its CUDA download, for npm versions that do
+// not honour the consumer project's `allowScripts` (without internet the download fails the install).
 const childEnv = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !/^(npm_package_|npm_lifecycle_|npm_config_local_prefix$|npm_command$|INIT_CWD$)/i.test(k)),
 );
@@ -332,7 +333,11 @@ async function main() {
     await run("npm", ["init", "-y"], { cwd: consumer });
     const pkgPath = join(consumer, "package.json");
     const pkg = JSON.parse(readFileSync(pkgPath, "utf8"));
-    writeFileSync(pkgPath, JSON.stringify({ ...pkg, name: "safl-consumer", private: true, type: "module" }, null, 2));
+    // The README's recipe for npm >= 11: deny onnxruntime-node's CUDA download before installing.
+    // (npm also lists sa-fedlora's `prepare` as unreviewed, because a tarball is a non-registry
+    // source; it does not run for a tarball, and a registry install does not list it.)
+    const allowScripts = { "onnxruntime-node": false };
+    writeFileSync(pkgPath, JSON.stringify({ ...pkg, name: "safl-consumer", private: true, type: "module", allowScripts }, null, 2));
     const deps = [tarball, `typescript@${devVersion("typescript")}`, `@types/node@${devVersion("@types/node")}`];
     const { stderr } = await run("npm", ["install", ...deps, "--prefer-offline", "--no-audit", "--no-fund"], { cwd: consumer });
     // A user sees these; the set-up is meant to be quiet, so show them.

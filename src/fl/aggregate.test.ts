@@ -45,13 +45,16 @@ describe("validateReply", () => {
     ["other mask", reply(10, 1, { packed: [{ ...reply(10, 1).packed[0]!, mask: Uint8Array.from([1, 1, 0]) }] }), /different rank mask/],
     ["NaN in packed", reply(10, 1, { packed: [{ ...reply(10, 1).packed[0]!, e: Float32Array.from([1, Number.POSITIVE_INFINITY]) }] }), /"m" e has a non-finite value \(Infinity\)/],
     ["missing scores", reply(10, 1, { scores: [] }), /scores for 0 modules, expected 1/],
-    ["failure", { kind: "reply", round: 4, failure: "out of memory", tensors: [], packed: [], scores: [] }, /failure: out of memory/],
+    ["failure", { kind: "reply", round: 4, failure: { code: "out-of-memory", message: "out of memory" }, tensors: [], packed: [], scores: [] }, /failure: out of memory/],
   ];
   for (const [name, r, re] of cases) {
     test(`rejects: ${name}`, () => {
       const v = validateReply(r, expectation);
       assert.equal(v.ok, false);
-      assert.match((v as { reason: string }).reason, re);
+      const f = (v as { failure: { code: string; message: string } }).failure;
+      assert.match(f.message, re);
+      // The client's own code passes through; everything validation finds is "rejected".
+      assert.equal(f.code, name === "failure" ? "out-of-memory" : "rejected");
     });
   }
 });

@@ -8,6 +8,7 @@
  * by their sample counts (FedAvg's rule); SVD-form triplets are averaged entry by entry under the one
  * global mask every client used, and triplet scores likewise.
  */
+import type { Failure } from "./failure.js";
 import type { WireMessage, WirePackedModule, WireScores, WireTensor } from "./wire.js";
 
 /** What the server expects every reply of a round to carry. */
@@ -21,7 +22,8 @@ export interface ReplyExpectation {
   readonly scores: ReadonlyMap<string, number>;
 }
 
-export type ReplyVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+/** A refused reply carries the client's own failure, or code "rejected" with what validation found. */
+export type ReplyVerdict = { readonly ok: true } | { readonly ok: false; readonly failure: Failure };
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
@@ -37,9 +39,9 @@ function firstNonFinite(data: ArrayLike<number>): number {
 
 /** Checks one reply against the round's expectation; the reason names the first problem found. */
 export function validateReply(reply: WireMessage, exp: ReplyExpectation): ReplyVerdict {
-  const bad = (reason: string): ReplyVerdict => ({ ok: false, reason });
+  const bad = (reason: string): ReplyVerdict => ({ ok: false, failure: { code: "rejected", message: reason } });
   if (reply.kind !== "reply") return bad(`message kind is "${reply.kind}", expected "reply"`);
-  if (reply.failure !== undefined) return bad(`client reported a failure: ${reply.failure}`);
+  if (reply.failure !== undefined) return { ok: false, failure: { code: reply.failure.code, message: `client reported a failure: ${reply.failure.message}` } };
   if (reply.round !== exp.round) return bad(`reply is for round ${reply.round}, the server is in round ${exp.round} (stale or early reply)`);
   const n = reply.sampleCount;
   if (n === undefined || !Number.isInteger(n) || n <= 0) return bad(`sample count is ${n}, expected a positive integer`);

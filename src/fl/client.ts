@@ -14,7 +14,7 @@
  */
 import type { ImageDataset } from "../data/dataset.js";
 import { batches, imageSize } from "../data/dataset.js";
-import { argError, SaflError } from "../errors.js";
+import { argError, ErrorCode, SaflError } from "../errors.js";
 import type { VitConfig } from "../nn/config.js";
 import { Evaluator, type LabeledBatch } from "../nn/evaluate.js";
 import { AdamW, type Optimizer, Sgd } from "../nn/optim.js";
@@ -24,6 +24,7 @@ import { adapterKind } from "../peft/registry.js";
 import { Trainer } from "../peft/trainer.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/rng.js";
+import { ClientFailure, type Failure } from "./failure.js";
 import { type Instruction, isBaseTensor, paramOfBaseTensor, parseInstruction } from "./instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "./model-state.js";
 import { proximalTerm, setProximalAnchor } from "./proximal.js";
@@ -89,8 +90,7 @@ export class ClientEngine {
       computeSeconds = now() - t1;
       return { reply: encodeMessage(reply, { dtype: this.dtype }), computeSeconds };
     } catch (e) {
-      const reason = e instanceof SaflError ? e.rawMessage : e instanceof Error ? e.message : String(e);
-      const failure: WireMessage = { kind: "reply", round, clientId: ctx.clientId, tensors: [], packed: [], scores: [], failure: reason };
+      const failure: WireMessage = { kind: "reply", round, clientId: ctx.clientId, tensors: [], packed: [], scores: [], failure: failureOf(e) };
       return { reply: encodeMessage(failure), computeSeconds };
     }
   }
@@ -98,11 +98,11 @@ export class ClientEngine {
   private resolveBase(ctx: ClientContext, msg: WireMessage, instr: Instruction): ReadonlyMap<string, Float32Array> {
     const sent = msg.tensors.filter((t) => isBaseTensor(t.name));
     if (sent.length > 0) {
-      if (instr.baseVersion === 0) throw new Error("the server sent base tensors for version 0 (the pre-trained backbone cannot be replaced)");
+      if (instr.baseVersion === 0) throw new ClientFailure("bad-message", "the server sent base tensors for version 0 (the pre-trained backbone cannot be replaced)");
       ctx.storage.storeBase(instr.baseVersion, new Map(sent.map((t) => [paramOfBaseTensor(t.name), t.data])));
     }
     const base = ctx.storage.base(instr.baseVersion);
-    if (!base) throw new Error(`this client has no base version ${instr.baseVersion} and the message did not carry it`);
+    if (!base) throw new ClientFailure("missing-base", `this client has no base version ${instr.baseVersion} and the message did not carry it`);
     return base;
   }
 
@@ -145,7 +145,7 @@ export class ClientEngine {
     initAdapterValues(rm, store, instr.initSeed);
     for (const name of rm.frozenBackbone) {
       const v = base.get(name);
-      if (!v) throw new Error(`base version ${instr.baseVersion} has no "${name}"`);
+      if (!v) throw new ClientFailure("missing-base", `base version ${instr.baseVersion} has no "${name}"`);
       // Frozen: shared, never written.
       store.set(name, reg.specs.get(name)!.shape, v);
     }
@@ -155,12 +155,12 @@ export class ClientEngine {
     for (const t of msg.tensors) {
       if (isBaseTensor(t.name)) continue;
       const spec = reg.specs.get(t.name);
-      if (!spec || !expected.has(t.name)) throw new Error(`the message carries "${t.name}", which mode "${instr.mode}" does not train`);
+      if (!spec || !expected.has(t.name)) throw new ClientFailure("bad-message", `the message carries "${t.name}", which mode "${instr.mode}" does not train`);
       store.set(t.name, spec.shape, t.data);
       got.add(t.name);
     }
     const missing = [...expected].filter((n) => !got.has(n));
-    if (missing.length > 0) throw new Error(`the message lacks ${missing.length} trained tensor(s): ${missing.slice(0, 3).join(", ")}`);
+    if (missing.length > 0) throw new ClientFailure("bad-message", `the message lacks ${missing.length} trained tensor(s): ${missing.slice(0, 3).join(", ")}`);
     if (rm.adapter) payload.unpack(rm.adapter, store, msg.packed);
     else if (msg.packed.length > 0) throw argError(`mode "${instr.mode}" takes no packed modules, the message carries ${msg.packed.length}`);
     if (instr.mu > 0) setProximalAnchor(store, rm.trainable);
@@ -169,17 +169,17 @@ export class ClientEngine {
   private async train(ctx: ClientContext, c: Compiled, msg: WireMessage, instr: Instruction): Promise<WireMessage> {
     const { rm, store, trainer } = c;
     const data = ctx.train;
-    if (data.count === 0) throw new Error("this client has no training data");
+    if (data.count === 0) throw new ClientFailure("no-data", "this client has no training data");
     trainer.reset();
     trainer.optimizer.lr = instr.lr;
     const stepsPerEpoch = Math.max(1, Math.floor(data.count / instr.batch));
     const steps = instr.localSteps > 0 ? instr.localSteps : stepsPerEpoch * instr.localEpochs;
-    if (steps === 0) throw new Error("the instruction asks for 0 local steps (localEpochs and localSteps are both 0)");
+    if (steps === 0) throw new ClientFailure("bad-instruction", "the instruction asks for 0 local steps (localEpochs and localSteps are both 0)");
     const sampler = new BatchSampler(data, instr.batch, new Rng(instr.seed));
     let lossSum = 0;
     for (let s = 0; s < steps; s++) {
       const loss = await trainer.train(sampler.next());
-      if (!Number.isFinite(loss)) throw new Error(`local training diverged at step ${s + 1}: loss is ${loss}`);
+      if (!Number.isFinite(loss)) throw new ClientFailure("diverged", `local training diverged at step ${s + 1}: loss is ${loss}`);
       lossSum += loss;
     }
     const tensors: WireTensor[] = rm.dense.map((name) => ({ name, shape: store.shape(name), data: store.get(name) }));
@@ -199,7 +199,7 @@ export class ClientEngine {
 
   private async evaluate(ctx: ClientContext, c: Compiled, msg: WireMessage): Promise<WireMessage> {
     const data = ctx.test ?? ctx.train;
-    if (data.count === 0) throw new Error("this client has no evaluation data");
+    if (data.count === 0) throw new ClientFailure("no-data", "this client has no evaluation data");
     const r = await c.evaluator.run(batches(data, 256));
     return {
       kind: "reply",
@@ -212,6 +212,19 @@ export class ClientEngine {
       scores: [],
     };
   }
+}
+
+/**
+ * The failure a client reports for what went wrong: a ClientFailure's own code; a decoding error
+ * (the wire raises Io) is a bad message; any other user-level error from validating what arrived
+ * (the instruction, shapes) is a bad instruction; out-of-memory errors say so; anything else is internal.
+ */
+export function failureOf(e: unknown): Failure {
+  if (e instanceof ClientFailure) return { code: e.failureCode, message: e.rawMessage };
+  if (e instanceof SaflError) return { code: e.code === ErrorCode.Io ? "bad-message" : e.code === ErrorCode.Runtime ? "internal" : "bad-instruction", message: e.rawMessage };
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof RangeError && /allocation|memory/i.test(message)) return { code: "out-of-memory", message };
+  return { code: "internal", message };
 }
 
 /**

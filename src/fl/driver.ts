@@ -10,10 +10,10 @@
 import { argError } from "../errors.js";
 import type { ParamStore } from "../nn/params.js";
 import { Rng } from "../util/rng.js";
-import { validateReply } from "./aggregate.js";
-import type { Grid, GridReply } from "./grid.js";
+import { type ReplyVerdict, validateReply } from "./aggregate.js";
+import type { Grid, GridReply, SendOptions } from "./grid.js";
 import { type Instruction, instructionConfig } from "./instruction.js";
-import { addTraffic, NO_TRAFFIC, type RoundRecord, type RoundTiming, type Traffic } from "./records.js";
+import { addTraffic, NO_TRAFFIC, type RoundFailure, type RoundRecord, type RoundTiming, type Traffic } from "./records.js";
 import { type AcceptedReply, type LocalTraining, type Strategy, clientSeed } from "./strategy.js";
 import { decodeMessage, encodedBreakdown, encodeMessage, messageParamCount, type PayloadDType, type WireMessage } from "./wire.js";
 
@@ -41,6 +41,10 @@ export interface DriverOptions {
   readonly onRound?: (record: RoundRecord) => void;
   /** Called when a round starts (for progress display). */
   readonly onRoundStart?: (round: number) => void;
+  /** Seconds a round's training (and again its client evaluation) may take; replies after that are deadline-exceeded failures. None: no deadline. */
+  readonly roundTimeoutSeconds?: number;
+  /** Stops the run: the exchange in flight ends, and runRounds returns the records so far. */
+  readonly signal?: AbortSignal;
 }
 
 const now = (): number => globalThis.performance.now() / 1000;
@@ -80,7 +84,7 @@ export function fedavgTraffic(model: ParamStore, round: number, clients: readonl
 
 interface Exchange {
   readonly accepted: AcceptedReply[];
-  readonly failures: { clientId: string; reason: string }[];
+  readonly failures: RoundFailure[];
   readonly down: Traffic;
   readonly up: Traffic;
   readonly codec: number;
@@ -93,7 +97,8 @@ async function exchange(
   grid: Grid,
   messages: readonly WireMessage[],
   dtype: PayloadDType,
-  validate: (msg: WireMessage) => { ok: true } | { ok: false; reason: string },
+  validate: (msg: WireMessage) => ReplyVerdict,
+  opts: SendOptions,
 ): Promise<Exchange> {
   let codec = 0;
   let t = now();
@@ -104,18 +109,18 @@ async function exchange(
   });
   codec += now() - t;
   t = now();
-  const replies: GridReply[] = await grid.send(requests);
+  const replies: GridReply[] = await grid.send(requests, opts);
   const gridSeconds = now() - t;
   t = now();
   const accepted: AcceptedReply[] = [];
-  const failures: { clientId: string; reason: string }[] = [];
+  const failures: RoundFailure[] = [];
   let up = NO_TRAFFIC;
   let compute = 0;
   if (replies.length !== requests.length) throw new Error(`grid answered ${replies.length} of ${requests.length} requests`);
   replies.forEach((r, i) => {
     const clientId = requests[i]!.clientId;
-    if ("error" in r) {
-      failures.push({ clientId, reason: r.error });
+    if ("failure" in r) {
+      failures.push({ clientId, code: r.failure.code, reason: r.failure.message });
       return;
     }
     compute += r.computeSeconds ?? 0;
@@ -124,17 +129,17 @@ async function exchange(
       msg = decodeMessage(r.payload);
     } catch (e) {
       up = addTraffic(up, { params: 0, bytes: r.payload.length });
-      failures.push({ clientId, reason: `malformed reply: ${e instanceof Error ? e.message : String(e)}` });
+      failures.push({ clientId, code: "rejected", reason: `malformed reply: ${e instanceof Error ? e.message : String(e)}` });
       return;
     }
     up = addTraffic(up, { params: messageParamCount(msg), bytes: r.payload.length });
     if (msg.clientId !== clientId) {
-      failures.push({ clientId, reason: `reply names client "${msg.clientId}"` });
+      failures.push({ clientId, code: "rejected", reason: `reply names client "${msg.clientId}"` });
       return;
     }
     const v = validate(msg);
     if (v.ok) accepted.push({ clientId, message: msg });
-    else failures.push({ clientId, reason: v.reason });
+    else failures.push({ clientId, code: v.failure.code, reason: v.failure.message });
   });
   codec += now() - t;
   return { accepted, failures, down, up, codec, compute, gridSeconds };
@@ -156,20 +161,27 @@ function weightedMetric(replies: readonly AcceptedReply[], key: string): number 
 
 /** Runs `opts.rounds` rounds of `strategy` over `grid` and returns one record per round. */
 export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOptions): Promise<RoundRecord[]> {
-  const ids = grid.clientIds();
-  if (ids.length === 0) throw argError("the grid has no clients");
   if (!Number.isInteger(opts.clientsPerRound) || opts.clientsPerRound < 1) throw argError(`clientsPerRound must be a positive integer, got ${opts.clientsPerRound}`);
   const rng = new Rng(opts.seed);
   const records: RoundRecord[] = [];
   let cumDown = NO_TRAFFIC;
   let cumUp = NO_TRAFFIC;
   let cumFedavg = NO_TRAFFIC;
+  const sendOptions = (): SendOptions => ({
+    ...(opts.roundTimeoutSeconds !== undefined ? { deadlineMs: Date.now() + opts.roundTimeoutSeconds * 1000 } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
   for (let round = 1; round <= opts.rounds; round++) {
+    if (opts.signal?.aborted) break;
     opts.onRoundStart?.(round);
     const start = now();
+    // Read every round: on a network, clients come and go.
+    const ids = await grid.clientIds();
+    if (ids.length === 0) throw argError(`round ${round}: the grid has no clients`);
     const sampled = sampleClients(rng, ids, opts.clientsPerRound);
     const plan = strategy.configureTrain(round, sampled);
-    const ex = await exchange(grid, plan.messages, opts.dtype, (m) => validateReply(m, plan.expectation));
+    const ex = await exchange(grid, plan.messages, opts.dtype, (m) => validateReply(m, plan.expectation), sendOptions());
+    if (ex.failures.length > 0) strategy.clientsFailed?.(round, ex.failures);
     let t = now();
     if (ex.accepted.length > 0) strategy.aggregateTrain(round, ex.accepted);
     const aggregateSeconds = now() - t;
@@ -190,8 +202,17 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
     };
     if (opts.clientEvalEvery > 0 && round % opts.clientEvalEvery === 0) {
       t = now();
-      const ev = await exchange(grid, strategy.configureEvaluate(round, sampled), opts.dtype, (m) =>
-        m.failure !== undefined ? { ok: false, reason: m.failure } : m.round !== round ? { ok: false, reason: `evaluation reply for round ${m.round}` } : { ok: true },
+      const ev = await exchange(
+        grid,
+        strategy.configureEvaluate(round, sampled),
+        opts.dtype,
+        (m): ReplyVerdict =>
+          m.failure !== undefined
+            ? { ok: false, failure: m.failure }
+            : m.round !== round
+              ? { ok: false, failure: { code: "rejected", message: `evaluation reply for round ${m.round}` } }
+              : { ok: true },
+        sendOptions(),
       );
       const accuracy = weightedMetric(ev.accepted, "accuracy");
       const loss = weightedMetric(ev.accepted, "loss");
@@ -231,6 +252,7 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
       sampled: sampled.length,
       accepted: ex.accepted.length,
       failures: ex.failures,
+      clients: { sampled, accepted: ex.accepted.map((a) => a.clientId) },
       ...(test ? { testAccuracy: test.accuracy, testLoss: test.loss } : {}),
       ...(trainLoss !== undefined ? { trainLoss } : {}),
       ...(clientEval.accuracy !== undefined ? { clientAccuracy: clientEval.accuracy } : {}),

@@ -7,8 +7,22 @@
  * threads or a network plugs in from outside; the in-memory simulator is `sa-fedlora/sim`.
  */
 
-// Strategies: the spec schema, the factory, and the strategy contract.
-export { STRATEGY_NAMES, type StrategyContext, type StrategyName, type StrategySpec, createStrategy, strategySpecSchema } from "./strategies/index.js";
+// Strategies: one registry entry per strategy (schema, factory, run checks), the factory, and the strategy contract.
+export {
+  STRATEGY_ENTRIES,
+  STRATEGY_NAMES,
+  type RunShape,
+  type StrategyContext,
+  type StrategyEntry,
+  type StrategyIssue,
+  type StrategyName,
+  type StrategySpec,
+  createStrategy,
+  strategyEntry,
+  strategyIssues,
+  strategySpecSchema,
+} from "./strategies/index.js";
+export { defineStrategy } from "./strategies/entry.js";
 export { type AcceptedReply, type LocalTraining, type RoundInfo, type Strategy, type TrainPlan, clientSeed } from "./strategy.js";
 export { FullModelStrategy, type FullModelOptions } from "./strategies/full.js";
 export { LoraStrategy, type LoraStrategyOptions } from "./strategies/lora.js";

@@ -5,6 +5,7 @@
  * JSONL keys, so the plots, the summary table and the study report read the same shapes the driver
  * writes.
  */
+import type { FailureCode } from "./failure.js";
 
 /** Which stage of the run a round belongs to. */
 export type Stage = "train" | "initiating" | "annealing";
@@ -21,6 +22,13 @@ export interface Traffic {
 }
 
 /** One round's line of metrics.jsonl. */
+/** One failed or refused client of a round. */
+export interface RoundFailure {
+  readonly clientId: string;
+  readonly code: FailureCode;
+  readonly reason: string;
+}
+
 export interface RoundRecord {
   readonly round: number;
   readonly stage: Stage;
@@ -34,8 +42,10 @@ export interface RoundRecord {
   readonly sampled: number;
   /** Replies that passed validation and were aggregated. */
   readonly accepted: number;
-  /** Client failures and rejected replies, with the reason. */
-  readonly failures: readonly { readonly clientId: string; readonly reason: string }[];
+  /** Client failures and rejected replies, with their code and the reason. */
+  readonly failures: readonly RoundFailure[];
+  /** Who took part: the sampled clients and those whose replies were aggregated (the same in simulation and deployment). */
+  readonly clients: { readonly sampled: readonly string[]; readonly accepted: readonly string[] };
   /** Server-side test accuracy (0..1) and mean loss of the global model; absent on rounds not evaluated. */
   readonly testAccuracy?: number;
   readonly testLoss?: number;

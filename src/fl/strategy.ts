@@ -10,7 +10,7 @@ import type { ParamStore } from "../nn/params.js";
 import type { ReplyExpectation } from "./aggregate.js";
 import type { Instruction } from "./instruction.js";
 import { instructionConfig } from "./instruction.js";
-import type { BudgetPhase, Stage } from "./records.js";
+import type { BudgetPhase, RoundFailure, Stage } from "./records.js";
 import type { WireMessage, WirePackedModule, WireTensor } from "./wire.js";
 
 /** How clients train locally (the same for every strategy of a comparison). */
@@ -57,6 +57,11 @@ export interface Strategy {
   globalModel(): ParamStore;
   /** Strategy-specific facts for summary.json (final ranks, base downloads, ...). */
   summary(): Record<string, unknown>;
+  /**
+   * Told which clients of a round failed and why (before aggregation). Strategies that keep
+   * per-client knowledge act on it: a client that reports a missing base is sent it again.
+   */
+  clientsFailed?(round: number, failures: readonly RoundFailure[]): void;
 }
 
 /** A deterministic per-client, per-round seed (FNV-1a over the run seed, round and client id). */

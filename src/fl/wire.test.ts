@@ -66,7 +66,7 @@ class Bytes {
     return this.u32(b.length).raw(b);
   }
   header(kind: number, dtype: number, flags: number, round: number): this {
-    return this.raw([0x53, 0x41, 0x46, 0x4c]).u8(1).u8(kind).u8(dtype).u8(flags).u32(round);
+    return this.raw([0x53, 0x41, 0x46, 0x4c]).u8(2).u8(kind).u8(dtype).u8(flags).u32(round);
   }
   get length(): number {
     return this.parts.length;
@@ -193,8 +193,8 @@ describe("wire round trip", () => {
     }
   });
 
-  test("a failure reply (failure text, no tensors) round-trips", () => {
-    const msg: WireMessage = { kind: "reply", round: 12, clientId: "c3", failure: "local training diverged: loss is NaN at step 17 ✗", ...base };
+  test("a failure reply (code and text, no tensors) round-trips", () => {
+    const msg: WireMessage = { kind: "reply", round: 12, clientId: "c3", failure: { code: "diverged", message: "local training diverged: loss is NaN at step 17 ✗" }, ...base };
     const decoded = decodeMessage(encodeMessage(msg, { dtype: "bfloat16" }));
     assert.deepStrictEqual(decoded, { ...msg, dtype: "bfloat16" });
     assert.equal(messageParamCount(decoded), 0);
@@ -291,6 +291,18 @@ describe("wire layout", () => {
     assert.deepStrictEqual(decodeMessage(expected), { ...msg, dtype: "float32" });
   });
 
+  test("a failure reply: code byte then message, byte for byte (fixture built independently)", () => {
+    const msg: WireMessage = { kind: "reply", round: 7, clientId: "c", failure: { code: "missing-base", message: "no base 1" }, tensors: [], packed: [], scores: [] };
+    // flags 0x11 = clientId + failure; "missing-base" is code 3; then empty tensor, packed and score sections.
+    const expected = new Bytes().header(1, 0, 0x11, 7).str16("c").u8(3).str32("no base 1").u32(0).u32(0).u32(0).build();
+    assert.deepStrictEqual(encodeMessage(msg), expected);
+    assert.deepStrictEqual(decodeMessage(expected), { ...msg, dtype: "float32" });
+    const unknown = Uint8Array.from(expected);
+    unknown[12 + 3] = 200; // the code byte after the clientId
+    assertSafl(() => decodeMessage(unknown), ErrorCode.Io, /unknown failure code 200 .* at byte offset 15/);
+    assertSafl(() => encodeMessage({ ...msg, failure: { code: "nope" as never, message: "x" } }), ErrorCode.InvalidArgument, /unknown failure code "nope"/);
+  });
+
   test("size of a known float16 message, computed by hand, and its breakdown", () => {
     const msg: WireMessage = {
       kind: "broadcast",
@@ -347,7 +359,7 @@ describe("wire decoding rejects malformed bytes", () => {
         assertSafl(() => decodeMessage(bytes.subarray(0, n)), io, /truncated message: .* needs \d+ bytes but only \d+ are available at byte offset \d+/);
       }
     }
-    const failure = encodeMessage({ kind: "reply", round: 1, clientId: "c", failure: "boom", ...base });
+    const failure = encodeMessage({ kind: "reply", round: 1, clientId: "c", failure: { code: "internal", message: "boom" }, ...base });
     for (let n = 0; n < failure.length; n++) assertSafl(() => decodeMessage(failure.subarray(0, n)), io, /truncated/);
   });
 
@@ -366,7 +378,7 @@ describe("wire decoding rejects malformed bytes", () => {
       return b;
     };
     assertSafl(() => decodeMessage(mutate(0, 0x73)), io, /bad magic: expected "SAFL" \(53 41 46 4c\), got 73 41 46 4c at byte offset 0/);
-    assertSafl(() => decodeMessage(mutate(4, 2)), io, /unsupported wire version 2; this decoder supports version 1 only at byte offset 4/);
+    assertSafl(() => decodeMessage(mutate(4, 1)), io, /unsupported wire version 1; this decoder supports version 2 only at byte offset 4/);
     assertSafl(() => decodeMessage(mutate(5, 9)), io, /unknown message kind code 9 .* at byte offset 5/);
     assertSafl(() => decodeMessage(mutate(6, 3)), io, /unknown payload dtype code 3 .* at byte offset 6/);
     assertSafl(() => decodeMessage(mutate(7, good[7]! | 0x80)), io, /unknown flag bits 0x80 .* at byte offset 7/);
@@ -467,7 +479,7 @@ describe("wire encoding rejects what it cannot carry", () => {
 
   test("reply-only fields on a broadcast", () => {
     assertSafl(() => encodeMessage(bc({ sampleCount: 3 })), arg, /sampleCount is for replies only/);
-    assertSafl(() => encodeMessage(bc({ failure: "x" })), arg, /failure is for replies only/);
+    assertSafl(() => encodeMessage(bc({ failure: { code: "internal", message: "x" } })), arg, /failure is for replies only/);
   });
 
   test("tensor data length must match its shape", () => {

@@ -9,7 +9,7 @@
  *
  * Platform-free (DataView, Uint8Array, TextEncoder/TextDecoder only) so a browser client can use it.
  *
- * Layout, version 1. Every multi-byte integer and float is little-endian; nothing is aligned (the
+ * Layout, version 2 (version 1 carried the failure as text only). Every multi-byte integer and float is little-endian; nothing is aligned (the
  * reader never assumes alignment). `str16` is a u16 byte length followed by that many bytes of UTF-8,
  * `str32` the same with a u32 length. "floats(n)" is n values in the payload dtype: float32 is 4 bytes
  * each (bit-exact), float16 and bfloat16 are 2 bytes each, rounded to nearest even by the converters
@@ -30,7 +30,7 @@
  *   sampleCount  u32
  *   config       str32: JSON object whose values are numbers, strings or booleans
  *   metrics      u32 count, then per metric: name str16, value f64
- *   failure      str32
+ *   failure      code u8 (index in fl/failure FAILURE_CODES), then message str32
  * tensors
  *   u32 count, then per tensor: name str16, rank u8, rank × dim u32, floats(product of dims)
  * packed (SVD-form modules: only active triplets)
@@ -59,6 +59,7 @@
  */
 
 import type { PackedModule } from "../peft/adalora/pack.js";
+import { FAILURE_CODES, type Failure } from "./failure.js";
 import { argError, ErrorCode, SaflError, shapeError } from "../errors.js";
 import { float16Table, float32ToBFloat16Bits, float32ToFloat16Bits } from "../io/safetensors.js";
 
@@ -66,7 +67,7 @@ import { float16Table, float32ToBFloat16Bits, float32ToFloat16Bits } from "../io
 export type PayloadDType = "float32" | "float16" | "bfloat16";
 
 /** The layout version this module writes and the only one it reads. */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 
 /** Bytes of the fixed header (magic, version, kind, dtype, flags, round). */
 export const WIRE_HEADER_BYTES = 12;
@@ -104,8 +105,8 @@ export interface WireMessage {
   readonly tensors: readonly WireTensor[];
   readonly packed: readonly WirePackedModule[];
   readonly scores: readonly WireScores[];
-  /** Replies only: a client failure as data (its message text). */
-  readonly failure?: string;
+  /** Replies only: a client failure as data (a code the server acts on, and a message). */
+  readonly failure?: Failure;
 }
 
 /** What `decodeMessage` returns: the message plus the payload dtype it was encoded with. */
@@ -336,7 +337,12 @@ function writeMessage(w: Writer, msg: WireMessage, dtype: PayloadDType): void {
       w.f64(value);
     }
   }
-  if (msg.failure !== undefined) w.str(msg.failure, "failure", { wide: true, identifier: false });
+  if (msg.failure !== undefined) {
+    const code = FAILURE_CODES.indexOf(msg.failure.code);
+    if (code < 0) throw argError(`wire: unknown failure code ${JSON.stringify(msg.failure.code)}; expected one of ${FAILURE_CODES.join(", ")}`);
+    w.u8(code);
+    w.str(msg.failure.message, "failure", { wide: true, identifier: false });
+  }
 
   w.section = "tensors";
   w.u32(checkCount(msg.tensors.length, "tensors"));
@@ -598,7 +604,7 @@ export function decodeMessage(bytes: Uint8Array): DecodedMessage {
   let sampleCount: number | undefined;
   let config: Record<string, number | string | boolean> | undefined;
   let metrics: Record<string, number> | undefined;
-  let failure: string | undefined;
+  let failure: Failure | undefined;
   if (flags & FLAG_CLIENT_ID) clientId = r.str("clientId");
   if (flags & FLAG_SAMPLE_COUNT) sampleCount = r.u32("sampleCount");
   if (flags & FLAG_CONFIG) {
@@ -618,7 +624,13 @@ export function decodeMessage(bytes: Uint8Array): DecodedMessage {
     // fromEntries defines own properties, so a metric named "__proto__" stays data.
     metrics = Object.fromEntries(entries);
   }
-  if (flags & FLAG_FAILURE) failure = r.str("failure", true);
+  if (flags & FLAG_FAILURE) {
+    const at = r.offset;
+    const codeIndex = r.u8("failure code");
+    const code = FAILURE_CODES[codeIndex];
+    if (code === undefined) throw malformed(at, `unknown failure code ${codeIndex} (known: 0-${FAILURE_CODES.length - 1})`);
+    failure = { code, message: r.str("failure", true) };
+  }
 
   const tensors: WireTensor[] = [];
   const nTensors = r.u32("tensor count");

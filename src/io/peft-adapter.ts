@@ -86,7 +86,7 @@ const commonSchema = z
     peft_type: z.enum(peftTypes() as [string, ...string[]]),
     r: z.number().int().min(1).optional(),
     lora_alpha: z.number().positive(),
-    target_modules: z.union([z.array(z.string().min(1)), z.string().min(1)], { error: "expected a list of module names or a regular expression string" }),
+    target_modules: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)], { error: "expected a list of module names or a regular expression string" }),
     modules_to_save: z.array(z.string().min(1)).nullish(),
   })
   .passthrough();

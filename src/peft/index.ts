@@ -6,8 +6,19 @@
  * for a browser bundle); reading and writing PEFT adapter files is in `sa-fedlora/io`.
  */
 
-// Adapter specs: `{ kind, ...config }` validated into a spec, and a spec turned into an adapter.
-export { ADAPTER_KINDS, type AdapterSpec, type AdapterSpecInput, adapterSpecSchema, createAdapter, parseAdapterSpec } from "./registry.js";
+// Adapter kinds (one registry entry each) and specs: `{ kind, ...config }` validated into a spec, and a spec turned into an adapter.
+export {
+  ADAPTER_KINDS,
+  ADAPTER_KIND_ENTRIES,
+  type AdapterSpec,
+  type AdapterSpecInput,
+  adapterKind,
+  adapterSpecSchema,
+  createAdapter,
+  parseAdapterSpec,
+  resolveAdapterSpec,
+} from "./registry.js";
+export type { AdapterKindEntry, AdapterPayload, AdapterStepHooks, RankScheduleOptions } from "./kind.js";
 export type { AdaptedModule, Adapter, AdapterKind } from "./adapter.js";
 
 // Attaching an adapter to a ViT, and which parameters it trains.

@@ -34,7 +34,7 @@ const notNull = (v: unknown): boolean => v !== undefined && v !== null;
 /** Initializations that rewrite the base weights when the adapter is created (PEFT saves the adapter relative to the rewritten base unless converted). */
 const BASE_REWRITING_INITS = /^(pissa.*|olora|corda|loftq|lora_ga)$/;
 
-/** Settings of PEFT's LoraConfig (as of PEFT 0.18) that change what the adapter computes and that we do not implement. */
+/** Settings of PEFT's LoraConfig (releases 0.17 to 0.20 and main) that change what the adapter computes and that we do not implement. */
 export const LORA_FAMILY_REFUSALS: readonly RefusedField[] = [
   { field: "use_dora", refused: truthy, why: "DoRA adds a learned magnitude vector per module, which is not supported" },
   {

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { PythonRegexError, pythonFullmatch, pythonPatternKey, pythonRegexSource } from "./python-regex.js";
+import { parseAdapterSpec } from "./registry.js";
 import { patternLookup, targetMatcher } from "./targets.js";
 
 const q0 = "vit.encoder.layer.0.attention.attention.query";
@@ -84,5 +85,13 @@ describe("Python regex translation", () => {
     for (const [p, re] of cases) {
       assert.throws(() => pythonRegexSource(p), (e: unknown) => e instanceof PythonRegexError && re.test((e as Error).message), p);
     }
+  });
+
+  test("adapter specs validate regex targets and pattern keys, naming the field", () => {
+    assert.throws(() => parseAdapterSpec({ kind: "lora", targetModules: { regex: "(?i)query" } }), /targetModules\.regex: unsupported regular expression: inline flags/);
+    assert.throws(() => parseAdapterSpec({ kind: "lora", rankPattern: { "(?P<x>a)": 2 } }), /rankPattern\.\(\?P<x>a\): unsupported regular expression in the key: a named group/);
+    assert.throws(() => parseAdapterSpec({ kind: "adalora", targetModules: "query" }), /targetModules: expected a list of module names or suffixes, or \{ "regex"/);
+    const spec = parseAdapterSpec({ kind: "lora", rank: 2, targetModules: { regex: ".*query" }, alphaPattern: {}, useRslora: false });
+    assert.deepEqual(spec, { kind: "lora", rank: 2, alpha: 4, targetModules: { regex: ".*query" } }, "empty patterns and a false useRslora leave a plain spec");
   });
 });

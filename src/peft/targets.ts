@@ -30,17 +30,16 @@ export const targetsSchema = z.union(
 
 /** A per-module override record: keys are PEFT pattern keys (regex-or-suffix), checked to carry over. */
 export function patternRecordSchema<V extends z.ZodType>(value: V) {
-  return z.record(
-    z.string().min(1).superRefine((key, ctx) => {
+  return z.record(z.string().min(1), value).superRefine((record, ctx) => {
+    for (const key of Object.keys(record)) {
       try {
         pythonPatternKey(key);
       } catch (e) {
         if (!(e instanceof PythonRegexError)) throw e;
-        ctx.addIssue({ code: "custom", message: `unsupported regular expression in key: ${e.message}` });
+        ctx.addIssue({ code: "custom", path: [key], message: `unsupported regular expression in the key: ${e.message}` });
       }
-    }),
-    value,
-  );
+    }
+  });
 }
 
 export const isRegexTargets = (t: Targets): t is { readonly regex: string } => !Array.isArray(t);

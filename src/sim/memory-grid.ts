@@ -9,7 +9,7 @@
 import type { ImageDataset } from "../data/dataset.js";
 import { subset } from "../data/dataset.js";
 import type { ClientEngine, ClientStorage } from "../fl/client.js";
-import type { Grid, GridReply, GridRequest } from "../fl/grid.js";
+import { type Grid, type GridReply, type GridRequest, missedReason, type SendOptions } from "../fl/grid.js";
 
 /** A virtual client: an id and the indices of its examples in the shared datasets. */
 export interface VirtualClient {
@@ -49,6 +49,7 @@ export class SharedBaseStore {
 
 export class InMemoryGrid implements Grid {
   private readonly byId: Map<string, VirtualClient>;
+  private closed = false;
 
   constructor(
     private readonly engine: ClientEngine,
@@ -60,17 +61,25 @@ export class InMemoryGrid implements Grid {
     if (this.byId.size !== clients.length) throw new Error("InMemoryGrid: duplicate client ids");
   }
 
-  clientIds(): readonly string[] {
+  async clientIds(): Promise<readonly string[]> {
     return this.clients.map((c) => c.clientId);
   }
 
-  /** Runs the clients one after another (each uses every runtime thread). */
-  async send(requests: readonly GridRequest[]): Promise<GridReply[]> {
+  /**
+   * Runs the clients one after another (each uses every runtime thread). The deadline and the
+   * signal are checked between clients: one client's local training is not interrupted.
+   */
+  async send(requests: readonly GridRequest[], opts?: SendOptions): Promise<GridReply[]> {
     const replies: GridReply[] = [];
     for (const req of requests) {
+      const missed = this.closed ? { code: "unavailable" as const, message: "the grid was closed" } : missedReason(opts);
+      if (missed) {
+        replies.push({ clientId: req.clientId, failure: missed });
+        continue;
+      }
       const vc = this.byId.get(req.clientId);
       if (!vc) {
-        replies.push({ clientId: req.clientId, error: `no client "${req.clientId}" on this grid` });
+        replies.push({ clientId: req.clientId, failure: { code: "unavailable", message: `no client "${req.clientId}" on this grid` } });
         continue;
       }
       const ctx = {
@@ -83,5 +92,10 @@ export class InMemoryGrid implements Grid {
       replies.push({ clientId: req.clientId, payload: reply, computeSeconds });
     }
     return replies;
+  }
+
+  /** Refuses further requests; the engine and its runtime belong to the caller. */
+  async close(): Promise<void> {
+    this.closed = true;
   }
 }

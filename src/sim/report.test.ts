@@ -34,6 +34,7 @@ function record(round: number, over: Partial<RoundRecord>): RoundRecord {
     sampled: 10,
     accepted: 10,
     failures: [],
+    clients: { sampled: [], accepted: [] },
     down: t(100, 1_000),
     up: t(100, 1_000),
     evalTraffic: t(0, 0),
@@ -273,7 +274,7 @@ describe("formatting", () => {
       cumulativeDown: t(30, 2_700_000),
       cumulativeUp: t(30, 2_700_000),
       seconds: 4.06,
-      failures: [{ clientId: "c7", reason: "timeout" }],
+      failures: [{ clientId: "c7", code: "deadline-exceeded", reason: "timeout" }],
     });
     assert.equal(
       formatRoundLine(r, 20),
@@ -281,7 +282,7 @@ describe("formatting", () => {
     );
     const init = record(1, { stage: "initiating", seconds: 2, failures: [] });
     assert.equal(formatRoundLine(init, 20), "round 1/20 initiating  up 1.0 kB down 1.0 kB (cum 2.0 kB)  2.0s");
-    const two = record(2, { stage: "train", failures: [{ clientId: "a", reason: "x" }, { clientId: "b", reason: "y" }] });
+    const two = record(2, { stage: "train", failures: [{ clientId: "a", code: "internal", reason: "x" }, { clientId: "b", code: "internal", reason: "y" }] });
     assert.ok(formatRoundLine(two, 5).endsWith("[2 failures]"));
   });
 });

@@ -40,7 +40,7 @@ export interface SimulationHooks {
   readonly onRoundStart?: (round: number) => void;
   readonly onRound?: (record: RoundRecord) => void;
   /** Builds the grid (default: the sequential in-memory grid); a worker pool plugs in here. */
-  readonly makeGrid?: (setup: SimulationSetup) => Promise<Grid & { close?(): Promise<void> }>;
+  readonly makeGrid?: (setup: SimulationSetup) => Promise<Grid>;
 }
 
 export interface SimulationResult {
@@ -142,7 +142,7 @@ export async function simulate(cfg: RunConfig, runtime: Runtime, hooks: Simulati
     const summary = summarize(strategy.name, records, initial, strategy.summary(), (globalThis.performance.now() - started) / 1000);
     return { setup, records, summary };
   } finally {
-    if ("close" in grid && typeof grid.close === "function") await grid.close();
+    await grid.close();
   }
 }
 

@@ -207,11 +207,12 @@ describe("federated core on a tiny ViT", () => {
       c2: (b) => encodeMessage({ ...decodeMessage(b), sampleCount: 0 }),
       c3: (b) => encodeMessage({ ...decodeMessage(b), round: 0 }),
       c4: (b) => b.subarray(0, b.length - 5),
-      c5: (b) => encodeMessage({ ...decodeMessage(b), failure: "out of memory", tensors: [] }),
+      c5: (b) => encodeMessage({ ...decodeMessage(b), failure: { code: "out-of-memory", message: "out of memory" }, tensors: [] }),
     };
     const grid: Grid = {
       clientIds: () => inner.clientIds(),
       send: async (reqs) => (await inner.send(reqs)).map((r): GridReply => ("payload" in r && corrupt[r.clientId] ? { ...r, payload: corrupt[r.clientId]!(r.payload) } : r)),
+      close: () => inner.close(),
     };
     const s = strategy({ name: "fedlora", adapter: { rank: 2 } }, 1, adamw(0.01));
     let evaluated = 0;
@@ -232,6 +233,9 @@ describe("federated core on a tiny ViT", () => {
     assert.match(reasons["c4"]!, /malformed reply: .*wire/);
     assert.match(reasons["c5"]!, /client reported a failure: out of memory/);
     assert.equal(reasons["c6"], undefined);
+    const codes = Object.fromEntries(rec!.failures.map((f) => [f.clientId, f.code]));
+    assert.deepStrictEqual(codes, { c0: "rejected", c1: "rejected", c2: "rejected", c3: "rejected", c4: "rejected", c5: "out-of-memory" });
+    assert.deepStrictEqual(rec!.clients.accepted, ["c6"]);
   });
 
   test("a client that lacks the base version it is told to use answers with a failure, not an exception", async () => {
@@ -241,9 +245,11 @@ describe("federated core on a tiny ViT", () => {
     const bad = { ...msg, config: { ...msg.config, baseVersion: 3 } };
     const storage = new SharedBaseStore(backboneMap()).view("c0");
     const { reply } = await engine.handle({ clientId: "c0", train: data, storage }, encodeMessage(bad));
-    assert.match(decodeMessage(reply).failure ?? "", /no base version 3/);
+    assert.equal(decodeMessage(reply).failure?.code, "missing-base");
+    assert.match(decodeMessage(reply).failure?.message ?? "", /no base version 3/);
     const garbage = await engine.handle({ clientId: "c0", train: data, storage }, Uint8Array.of(1, 2, 3));
-    assert.match(decodeMessage(garbage.reply).failure ?? "", /wire/);
+    assert.equal(decodeMessage(garbage.reply).failure?.code, "bad-message");
+    assert.match(decodeMessage(garbage.reply).failure?.message ?? "", /wire/);
   });
 });
 

@@ -124,6 +124,7 @@ function records(acc: readonly (number | undefined)[], perRound: { up: number; d
       sampled: 2,
       accepted: 2,
       failures: [],
+      clients: { sampled: ["a", "b"], accepted: ["a", "b"] },
       ...(a === undefined ? {} : { testAccuracy: a }),
       down: t(perRound.down),
       up: t(perRound.up),

@@ -7,7 +7,7 @@
  * bytes cross to and from a worker, like a network.
  */
 import { Worker } from "node:worker_threads";
-import type { Grid, GridReply, GridRequest } from "../fl/grid.js";
+import { type Grid, type GridReply, type GridRequest, missedReason, type SendOptions } from "../fl/grid.js";
 import type { RunConfig } from "./config.js";
 import type { SimulationSetup } from "./simulate.js";
 
@@ -42,15 +42,15 @@ class PoolWorker {
 
   private fail(reason: string): void {
     this.dead ??= reason;
-    for (const [id, p] of this.pending) p.resolve({ clientId: `#${id}`, error: reason });
+    for (const [id, p] of this.pending) p.resolve({ clientId: `#${id}`, failure: { code: "unavailable", message: reason } });
     this.pending.clear();
   }
 
   run(req: GridRequest): Promise<GridReply> {
-    if (this.dead) return Promise.resolve({ clientId: req.clientId, error: this.dead });
+    if (this.dead) return Promise.resolve({ clientId: req.clientId, failure: { code: "unavailable", message: this.dead } });
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.pending.set(id, { resolve: (r) => resolve("error" in r ? { clientId: req.clientId, error: r.error } : r) });
+      this.pending.set(id, { resolve: (r) => resolve("failure" in r ? { clientId: req.clientId, failure: r.failure } : r) });
       this.worker.postMessage({ id, clientId: req.clientId, payload: req.payload });
     });
   }
@@ -83,11 +83,12 @@ export class WorkerPoolGrid implements Grid {
     return new WorkerPoolGrid(ids, workers);
   }
 
-  clientIds(): readonly string[] {
+  async clientIds(): Promise<readonly string[]> {
     return this.ids;
   }
 
-  async send(requests: readonly GridRequest[]): Promise<GridReply[]> {
+  /** The deadline and the signal are checked before each client starts; a running client finishes. */
+  async send(requests: readonly GridRequest[], opts?: SendOptions): Promise<GridReply[]> {
     // Each worker handles its clients one after another; workers run in parallel.
     const queues = this.workers.map(() => [] as number[]);
     requests.forEach((r, i) => {
@@ -99,7 +100,10 @@ export class WorkerPoolGrid implements Grid {
       queues.map(async (q, w) => {
         for (const i of q) {
           const req = requests[i]!;
-          replies[i] = this.index.has(req.clientId) ? await this.workers[w]!.run(req) : { clientId: req.clientId, error: `no client "${req.clientId}" on this grid` };
+          const missed = missedReason(opts);
+          if (missed) replies[i] = { clientId: req.clientId, failure: missed };
+          else if (!this.index.has(req.clientId)) replies[i] = { clientId: req.clientId, failure: { code: "unavailable", message: `no client "${req.clientId}" on this grid` } };
+          else replies[i] = await this.workers[w]!.run(req);
         }
       }),
     );

@@ -11,5 +11,16 @@ import { predictCommand } from "./predict.js";
 import { pretrainCommand } from "./pretrain.js";
 import { simulateCommand } from "./simulate.js";
 import { studyCommand } from "./study.js";
+import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from "./token.js";
 
-export const COMMANDS: readonly Command[] = [simulateCommand, studyCommand, benchStepCommand, pretrainCommand, finetuneCommand, predictCommand];
+export const COMMANDS: readonly Command[] = [
+  simulateCommand,
+  studyCommand,
+  benchStepCommand,
+  pretrainCommand,
+  finetuneCommand,
+  predictCommand,
+  tokenCreateCommand,
+  tokenRevokeCommand,
+  tokenListCommand,
+];

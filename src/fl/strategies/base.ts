@@ -7,6 +7,7 @@
 import type { ParamStore } from "../../nn/params.js";
 import { isHeadParam } from "../../peft/model.js";
 import { baseTensorName } from "../instruction.js";
+import type { RoundFailure } from "../records.js";
 import type { WireTensor } from "../wire.js";
 
 export class FrozenBase {
@@ -38,5 +39,18 @@ export class FrozenBase {
   /** Records that `clientId` has the base (after a reply proved it trained on it). */
   received(clientId: string): void {
     if (this.version !== 0) this.holders.add(clientId);
+  }
+
+  /**
+   * Forgets that `clientId` holds the base: it reported a missing base (a restarted client that
+   * lost its cache), so the next message to it carries the base again.
+   */
+  lost(clientId: string): void {
+    this.holders.delete(clientId);
+  }
+
+  /** Acts on a round's failures: a missing base means the holder no longer has it. */
+  clientsFailed(failures: readonly RoundFailure[]): void {
+    for (const f of failures) if (f.code === "missing-base") this.lost(f.clientId);
   }
 }

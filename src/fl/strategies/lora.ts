@@ -15,6 +15,7 @@ import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
+import type { RoundFailure } from "../records.js";
 import type { WireMessage } from "../wire.js";
 import { FrozenBase } from "./base.js";
 import { defineStrategy, headOf } from "./entry.js";
@@ -66,6 +67,10 @@ export class LoraStrategy implements Strategy {
     const agg = aggregateReplies(replies.map((r) => r.message));
     for (const t of agg.tensors) this.values.set(t.name, t.shape, t.data);
     for (const r of replies) this.opts.base.received(r.clientId);
+  }
+
+  clientsFailed(_round: number, failures: readonly RoundFailure[]): void {
+    this.opts.base.clientsFailed(failures);
   }
 
   configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {

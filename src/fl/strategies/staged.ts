@@ -5,6 +5,7 @@
  * stage on the resulting weights as the new frozen base — composed, not inherited.
  */
 import type { ParamStore } from "../../nn/params.js";
+import type { RoundFailure } from "../records.js";
 import type { AcceptedReply, Strategy, TrainPlan } from "../strategy.js";
 import type { WireMessage } from "../wire.js";
 
@@ -35,6 +36,10 @@ export class StagedStrategy implements Strategy {
 
   configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {
     return this.at(round).configureEvaluate(round, clients);
+  }
+
+  clientsFailed(round: number, failures: readonly RoundFailure[]): void {
+    this.at(round).clientsFailed?.(round, failures);
   }
 
   globalModel(): ParamStore {

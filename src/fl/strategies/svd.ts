@@ -33,6 +33,7 @@ import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-st
 import type { RoundInfo } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import { truncatedSvd } from "../../util/linalg.js";
+import type { RoundFailure } from "../records.js";
 import type { WireMessage } from "../wire.js";
 import { FrozenBase } from "./base.js";
 import { defineStrategy, headOf, type StrategyIssue } from "./entry.js";
@@ -177,6 +178,10 @@ export class SvdStrategy implements Strategy {
       return { module: s.module, scores: fresh.map((v, i) => beta * old[i]! + (1 - beta) * v) };
     });
     for (const r of replies) this.opts.base.received(r.clientId);
+  }
+
+  clientsFailed(_round: number, failures: readonly RoundFailure[]): void {
+    this.opts.base.clientsFailed(failures);
   }
 
   configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {
