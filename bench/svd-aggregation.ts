@@ -113,6 +113,8 @@ const probe: Strategy = {
   },
   configureEvaluate: (round, clients) => inner.configureEvaluate(round, clients),
   globalModel: () => inner.globalModel(),
+  snapshot: () => inner.snapshot(),
+  restore: (snap) => inner.restore(snap),
   summary: () => inner.summary(),
 };
 await runRounds(probe, localGrid(setup, runtime, cfg.wire.dtype), {

@@ -11,7 +11,7 @@ import { runRounds, type DriverOptions } from "./driver.js";
 import type { Grid, GridReply, GridRequest, SendOptions } from "./grid.js";
 import type { RoundFailure } from "./records.js";
 import { FrozenBase } from "./strategies/base.js";
-import type { AcceptedReply, Strategy, TrainPlan } from "./strategy.js";
+import { type AcceptedReply, restoreStore, type Strategy, type StrategySnapshot, storeSnapshot, type TrainPlan } from "./strategy.js";
 import { decodeMessage, encodeMessage } from "./wire.js";
 
 const training = { optimizer: "sgd" as const, lr: 0.1, weightDecay: 0, localEpochs: 1, localSteps: 0, batch: 1 };
@@ -46,6 +46,12 @@ class Recorder implements Strategy {
   }
   clientsFailed(round: number, failures: readonly RoundFailure[]): void {
     this.failed.push({ round, failures });
+  }
+  snapshot(): StrategySnapshot {
+    return storeSnapshot(this.store);
+  }
+  restore(snap: StrategySnapshot): void {
+    restoreStore(this.store, snap, this.name);
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import { argError } from "../errors.js";
 import type { ParamStore } from "../nn/params.js";
-import { Rng } from "../util/rng.js";
+import { Rng, type RngState } from "../util/rng.js";
 import { type ReplyVerdict, validateReply } from "./aggregate.js";
 import type { Grid, GridReply, SendOptions } from "./grid.js";
 import { type Instruction, instructionConfig } from "./instruction.js";
@@ -45,6 +45,22 @@ export interface DriverOptions {
   readonly roundTimeoutSeconds?: number;
   /** Stops the run: the exchange in flight ends, and runRounds returns the records so far. */
   readonly signal?: AbortSignal;
+  /** Continue a run after round `resume.round` (with the strategy restored to its snapshot of that round). */
+  readonly resume?: DriverCheckpoint;
+  /**
+   * Awaited after each round, before the next starts, with the record and the driver's state at that
+   * boundary: where a server commits its state, so a crash loses at most the open round.
+   */
+  readonly onRoundEnd?: (record: RoundRecord, checkpoint: DriverCheckpoint) => Promise<void>;
+}
+
+/** The driver's own state between rounds: the last finished round, the sampling RNG and the running totals. */
+export interface DriverCheckpoint {
+  readonly round: number;
+  readonly rng: RngState;
+  readonly cumulativeDown: Traffic;
+  readonly cumulativeUp: Traffic;
+  readonly fedavgCumulative: Traffic;
 }
 
 const now = (): number => globalThis.performance.now() / 1000;
@@ -159,7 +175,7 @@ function weightedMetric(replies: readonly AcceptedReply[], key: string): number 
   return weight > 0 ? sum / weight : undefined;
 }
 
-/** Runs `opts.rounds` rounds of `strategy` over `grid` and returns one record per round. */
+/** Runs rounds 1..`opts.rounds` (or those after `opts.resume.round`) of `strategy` over `grid`; returns one record per round run. */
 export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOptions): Promise<RoundRecord[]> {
   if (!Number.isInteger(opts.clientsPerRound) || opts.clientsPerRound < 1) throw argError(`clientsPerRound must be a positive integer, got ${opts.clientsPerRound}`);
   const rng = new Rng(opts.seed);
@@ -167,11 +183,19 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
   let cumDown = NO_TRAFFIC;
   let cumUp = NO_TRAFFIC;
   let cumFedavg = NO_TRAFFIC;
+  let first = 1;
+  if (opts.resume) {
+    rng.setState(opts.resume.rng);
+    cumDown = opts.resume.cumulativeDown;
+    cumUp = opts.resume.cumulativeUp;
+    cumFedavg = opts.resume.fedavgCumulative;
+    first = opts.resume.round + 1;
+  }
   const sendOptions = (): SendOptions => ({
     ...(opts.roundTimeoutSeconds !== undefined ? { deadlineMs: Date.now() + opts.roundTimeoutSeconds * 1000 } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  for (let round = 1; round <= opts.rounds; round++) {
+  for (let round = first; round <= opts.rounds; round++) {
     if (opts.signal?.aborted) break;
     opts.onRoundStart?.(round);
     const start = now();
@@ -267,6 +291,7 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
       timing,
     };
     records.push(record);
+    await opts.onRoundEnd?.(record, { round, rng: rng.getState(), cumulativeDown: cumDown, cumulativeUp: cumUp, fedavgCumulative: cumFedavg });
     opts.onRound?.(record);
   }
   return records;

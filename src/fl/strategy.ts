@@ -6,12 +6,37 @@
  * the loop; strategies only decide what to send and how to combine what comes back, so the same
  * code runs over an in-memory grid or a network.
  */
+import { argError } from "../errors.js";
 import type { ParamStore } from "../nn/params.js";
 import type { ReplyExpectation } from "./aggregate.js";
 import type { Instruction } from "./instruction.js";
 import { instructionConfig } from "./instruction.js";
 import type { BudgetPhase, RoundFailure, Stage } from "./records.js";
 import type { WireMessage, WirePackedModule, WireTensor } from "./wire.js";
+
+/** A strategy's state: float32 tensors by name plus JSON-safe facts (numbers round-trip exactly through JSON). */
+export interface StrategySnapshot {
+  readonly tensors: ReadonlyMap<string, { readonly shape: readonly number[]; readonly data: Float32Array }>;
+  readonly meta: Readonly<Record<string, unknown>>;
+}
+
+/** A snapshot of a ParamStore's entries (copies: the store keeps changing). */
+export function storeSnapshot(store: ParamStore, meta: Record<string, unknown> = {}): StrategySnapshot {
+  return { tensors: new Map(store.names().map((n) => [n, { shape: store.shape(n), data: store.get(n).slice() }])), meta };
+}
+
+/** Writes a snapshot's tensors back into a store that has exactly those entries, checking every name and shape. */
+export function restoreStore(store: ParamStore, snap: StrategySnapshot, what: string): void {
+  const names = store.names();
+  if (names.length !== snap.tensors.size) throw argError(`${what}: the snapshot has ${snap.tensors.size} tensors, the strategy has ${names.length}`);
+  for (const n of names) {
+    const t = snap.tensors.get(n);
+    if (!t) throw argError(`${what}: the snapshot lacks "${n}"`);
+    const shape = store.shape(n);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw argError(`${what}: "${n}" has shape [${t.shape.join(",")}] in the snapshot, [${shape.join(",")}] here`);
+    store.set(n, shape, t.data.slice());
+  }
+}
 
 /** How clients train locally (the same for every strategy of a comparison). */
 export interface LocalTraining {
@@ -62,6 +87,13 @@ export interface Strategy {
    * per-client knowledge act on it: a client that reports a missing base is sent it again.
    */
   clientsFailed?(round: number, failures: readonly RoundFailure[]): void;
+  /**
+   * Everything the strategy has learned so far (global tensors, masks, scores, who holds which
+   * base), so a server that crashed can continue the run exactly: a strategy built from the same
+   * config and given this snapshot behaves as the one that took it.
+   */
+  snapshot(): StrategySnapshot;
+  restore(snapshot: StrategySnapshot): void;
 }
 
 /** A deterministic per-client, per-round seed (FNV-1a over the run seed, round and client id). */

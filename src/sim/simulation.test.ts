@@ -277,3 +277,53 @@ describe("data.trainLimit", () => {
     assert.equal(trainSubset(ds, 80, 3), ds);
   });
 });
+
+describe("resume from a strategy snapshot and a driver checkpoint", () => {
+  const strip = (r: RoundRecord) => JSON.stringify({ ...r, seconds: 0, timing: undefined });
+  const cases: [string, unknown, number][] = [
+    ["fedavg", { name: "fedavg" }, 5],
+    ["fedlora", { name: "fedlora", adapter: { rank: 2 } }, 5],
+    ["ffa-lora", { name: "ffa-lora", adapter: { rank: 2 } }, 5],
+    ["fedadalora", { name: "fedadalora", adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, 6],
+    ["sa-fedlora", { name: "sa-fedlora", initiating: { rounds: 2 }, adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, 7],
+  ];
+  for (const [name, raw, rounds] of cases) {
+    test(`${name}: stopping after each round k and continuing in a fresh strategy gives the uninterrupted run`, async () => {
+      const data = syntheticData(48, 11);
+      const training = adamw(0.01);
+      const opts = { ...driverOpts(rounds, 3, training) };
+      const whole = strategy(raw, rounds, training);
+      const ref = await runRounds(whole, makeGrid(data, 6), opts);
+      for (const k of [1, rounds - 2]) {
+        // The clients (and the bases they stored) outlive the server, as on a real network.
+        const grid = makeGrid(data, 6);
+        const before = strategy(raw, rounds, training);
+        let saved: { snap: string; tensors: Map<string, { shape: readonly number[]; data: Float32Array }>; cp: unknown } | undefined;
+        const head = await runRounds(before, grid, {
+          ...opts,
+          rounds: k,
+          onRoundEnd: async (_r, cp) => {
+            const s = before.snapshot();
+            // Through JSON, as a state file would carry it.
+            saved = { snap: JSON.stringify(s.meta), tensors: new Map([...s.tensors].map(([n, t]) => [n, { shape: [...t.shape], data: t.data.slice() }])), cp: JSON.parse(JSON.stringify(cp)) };
+          },
+        });
+        const after = strategy(raw, rounds, training);
+        after.restore({ tensors: saved!.tensors, meta: JSON.parse(saved!.snap) });
+        const tail = await runRounds(after, grid, { ...opts, resume: saved!.cp as never });
+        assert.deepEqual([...head, ...tail].map(strip), ref.map(strip), `resumed after round ${k}`);
+        const g1 = whole.globalModel();
+        const g2 = after.globalModel();
+        assert.equal(maxAbsDiff(g1, g2, g1.names()), 0);
+      }
+    });
+  }
+
+  test("a snapshot of another strategy's shape is refused by name", () => {
+    const a = strategy({ name: "fedlora", adapter: { rank: 2 } }, 3, adamw(0.01));
+    const b = strategy({ name: "fedlora", adapter: { rank: 1 } }, 3, adamw(0.01));
+    assert.throws(() => b.restore(a.snapshot()), /has shape \[.*\] in the snapshot/);
+    const c = strategy({ name: "fedavg" }, 3, adamw(0.01));
+    assert.throws(() => c.restore(a.snapshot()), /snapshot has \d+ tensors, the strategy has \d+/);
+  });
+});

@@ -4,12 +4,28 @@
  * shuffles and partitions are reproducible run to run from one integer seed.
  */
 
+export interface RngState {
+  readonly state: number;
+  readonly spare?: number;
+}
+
 export class Rng {
   private state: number;
   private spare: number | undefined;
 
   constructor(seed: number) {
     this.state = (Math.floor(seed) ^ 0x9e3779b9) >>> 0;
+  }
+
+  /** The generator's full state (JSON-safe), to continue the same sequence after a restart. */
+  getState(): RngState {
+    return { state: this.state, ...(this.spare !== undefined ? { spare: this.spare } : {}) };
+  }
+
+  setState(s: RngState): void {
+    if (!Number.isInteger(s.state) || s.state < 0 || s.state > 0xffffffff) throw new Error(`Rng.setState: state ${s.state} is not a uint32`);
+    this.state = s.state;
+    this.spare = s.spare;
   }
 
   /** Uniform in [0, 1). */

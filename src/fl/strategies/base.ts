@@ -4,6 +4,7 @@
  * is the pre-trained backbone every client starts with; a later version (SA-FedLoRA's initiating
  * stage result) is sent in full to each client the first time it takes part, and the bytes count.
  */
+import { argError } from "../../errors.js";
 import type { ParamStore } from "../../nn/params.js";
 import { isHeadParam } from "../../peft/model.js";
 import { baseTensorName } from "../instruction.js";
@@ -47,6 +48,20 @@ export class FrozenBase {
    */
   lost(clientId: string): void {
     this.holders.delete(clientId);
+  }
+
+  /** Who holds the base and how often it was sent (for strategy snapshots). */
+  state(): { holders: string[]; downloads: number } {
+    return { holders: [...this.holders].sort(), downloads: this.downloads };
+  }
+
+  setState(s: { holders?: unknown; downloads?: unknown }): void {
+    if (!Array.isArray(s.holders) || !s.holders.every((h) => typeof h === "string") || typeof s.downloads !== "number") {
+      throw argError(`base version ${this.version}: the snapshot's holder list or download count is malformed`);
+    }
+    this.holders.clear();
+    for (const h of s.holders) this.holders.add(h);
+    this.downloads = s.downloads;
   }
 
   /** Acts on a round's failures: a missing base means the holder no longer has it. */

@@ -10,6 +10,7 @@ import type { ParamStore } from "../../nn/params.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import type { Stage } from "../records.js";
+import { restoreStore, type StrategySnapshot, storeSnapshot } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import type { WireMessage } from "../wire.js";
 import { defineStrategy } from "./entry.js";
@@ -65,6 +66,14 @@ export class FullModelStrategy implements Strategy {
 
   summary(): Record<string, unknown> {
     return { mu: this.opts.mu };
+  }
+
+  snapshot(): StrategySnapshot {
+    return storeSnapshot(this.global);
+  }
+
+  restore(s: StrategySnapshot): void {
+    restoreStore(this.global, s, this.name);
   }
 }
 

@@ -14,6 +14,7 @@ import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
+import { restoreStore, type StrategySnapshot, storeSnapshot } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import type { RoundFailure } from "../records.js";
 import type { WireMessage } from "../wire.js";
@@ -85,6 +86,15 @@ export class LoraStrategy implements Strategy {
 
   summary(): Record<string, unknown> {
     return { adapter: this.opts.spec, trainedParams: this.values.count(this.rm.trainable), baseDownloads: this.opts.base.downloads };
+  }
+
+  snapshot(): StrategySnapshot {
+    return storeSnapshot(this.values, { base: this.opts.base.state() });
+  }
+
+  restore(s: StrategySnapshot): void {
+    restoreStore(this.values, s, this.name);
+    this.opts.base.setState((s.meta["base"] ?? {}) as Record<string, unknown>);
   }
 }
 

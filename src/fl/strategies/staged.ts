@@ -6,7 +6,7 @@
  */
 import type { ParamStore } from "../../nn/params.js";
 import type { RoundFailure } from "../records.js";
-import type { AcceptedReply, Strategy, TrainPlan } from "../strategy.js";
+import type { AcceptedReply, Strategy, StrategySnapshot, TrainPlan } from "../strategy.js";
 import type { WireMessage } from "../wire.js";
 
 export class StagedStrategy implements Strategy {
@@ -36,6 +36,27 @@ export class StagedStrategy implements Strategy {
 
   configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {
     return this.at(round).configureEvaluate(round, clients);
+  }
+
+  /** The first stage's snapshot, and the second's once it exists (tensor names prefixed "first/" and "second/"). */
+  snapshot(): StrategySnapshot {
+    const tensors = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+    const a = this.first.snapshot();
+    for (const [n, t] of a.tensors) tensors.set(`first/${n}`, t);
+    const b = this.second?.snapshot();
+    if (b) for (const [n, t] of b.tensors) tensors.set(`second/${n}`, t);
+    return { tensors, meta: { first: a.meta, ...(b ? { second: b.meta } : {}) } };
+  }
+
+  restore(s: StrategySnapshot): void {
+    const part = (prefix: string) => new Map([...s.tensors].filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
+    this.first.restore({ tensors: part("first/"), meta: (s.meta["first"] ?? {}) as Record<string, unknown> });
+    this.second = undefined;
+    if (s.meta["second"] !== undefined) {
+      // The second stage starts from the first's final model, exactly as when the run crossed over.
+      this.second = this.makeSecond(this.first.globalModel());
+      this.second.restore({ tensors: part("second/"), meta: s.meta["second"] as Record<string, unknown> });
+    }
   }
 
   clientsFailed(round: number, failures: readonly RoundFailure[]): void {

@@ -30,7 +30,7 @@ import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation, weightedMean } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
-import type { RoundInfo } from "../strategy.js";
+import { restoreStore, type RoundInfo, type StrategySnapshot, storeSnapshot } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import { truncatedSvd } from "../../util/linalg.js";
 import type { RoundFailure } from "../records.js";
@@ -197,6 +197,35 @@ export class SvdStrategy implements Strategy {
   /** Active triplets per module of the current mask. */
   ranks(): Record<string, number> {
     return Object.fromEntries([...this.masks].map(([m, mask]) => [m, activeCount(mask)]));
+  }
+
+  snapshot(): StrategySnapshot {
+    return storeSnapshot(this.values, {
+      base: this.opts.base.state(),
+      scores: this.scores?.map((s) => ({ module: s.module, scores: [...s.scores] })) ?? null,
+      masks: Object.fromEntries([...this.masks].map(([m, mask]) => [m, [...mask]])),
+      frozenMask: this.frozenMask,
+      budgets: [...this.budgets],
+    });
+  }
+
+  restore(s: StrategySnapshot): void {
+    restoreStore(this.values, s, this.name);
+    const m = s.meta as { base?: Record<string, unknown>; scores?: { module: string; scores: number[] }[] | null; masks?: Record<string, number[]>; frozenMask?: boolean; budgets?: number[] };
+    const modules = this.adapter.modules();
+    if (!m.masks || !Array.isArray(m.budgets) || typeof m.frozenMask !== "boolean") throw argError(`${this.name}: the snapshot lacks masks, budgets or the frozen-mask flag`);
+    const masks = new Map<string, Uint8Array>();
+    for (const mod of modules) {
+      const bits = m.masks[mod.name];
+      if (!Array.isArray(bits) || bits.length !== mod.rank) throw argError(`${this.name}: the snapshot's mask of "${mod.name}" is missing or has the wrong length`);
+      masks.set(mod.name, Uint8Array.from(bits));
+    }
+    this.masks = masks;
+    this.scores = m.scores ? m.scores.map((x) => ({ module: x.module, scores: Float64Array.from(x.scores) })) : undefined;
+    this.frozenMask = m.frozenMask;
+    this.budgets.length = 0;
+    this.budgets.push(...m.budgets);
+    this.opts.base.setState(m.base ?? {});
   }
 
   summary(): Record<string, unknown> {
