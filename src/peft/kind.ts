@@ -14,6 +14,7 @@ import type { ParamStore } from "../nn/params.js";
 import type { ModuleScores } from "./adalora/importance.js";
 import type { PackedModule } from "./adalora/pack.js";
 import type { Adapter } from "./adapter.js";
+import type { PeftFormat } from "./peft-format.js";
 
 /** What a federated round carries for an adapter besides its dense tensors. */
 export interface AdapterPayload {
@@ -69,6 +70,8 @@ export interface AdapterKindEntry<K extends string = string, Spec = unknown> {
   activeRanks?(adapter: Adapter, store: ParamStore): Record<string, number>;
   /** Config fields `safl finetune` sets unless the user does (where its centralized default differs from the schema's). */
   readonly finetuneDefaults?: Readonly<Record<string, unknown>>;
+  /** Its layout in a HuggingFace PEFT adapter directory (kinds may share one, told apart by `safl.kind`). */
+  readonly peft: PeftFormat;
   /** Parameters a saved adapter holds (the head excluded). */
   savedParamCount(adapter: Adapter, store: ParamStore): number;
 }

@@ -5,13 +5,12 @@
  * kind shares (`peft_type`, `target_modules`, `modules_to_save`, ...) and the classification head
  * are the io layer's (io/peft-adapter); what is specific to a kind — its config fields, its tensor
  * names and shapes, how its tensors go into a parameter store — is a `PeftFormat`, kept in the
- * kind's own folder (`lora/peft-format.ts`, `adalora/peft-format.ts`) and found through the one table
- * below. No platform code here: tensors come in and go out as Float32Arrays.
+ * kind's own folder (`lora/peft-format.ts`, `adalora/peft-format.ts`) and referenced by the kind's
+ * registry entry (peft/registry: `peftFormat`, `peftKind`). No platform code here: tensors come in
+ * and go out as Float32Arrays.
  */
 import type { ParamStore } from "../nn/params.js";
-import { adaloraPeftFormat } from "./adalora/peft-format.js";
 import type { Adapter, AdapterKind } from "./adapter.js";
-import { loraPeftFormat } from "./lora/peft-format.js";
 import type { AdapterSpec } from "./registry.js";
 
 /** One tensor of adapter_model.safetensors, keyed without PEFT's `base_model.model.` prefix. */
@@ -81,33 +80,4 @@ export interface PeftFormat {
    * with one error naming them) and says how to load the tensors.
    */
   fromPeft(config: Readonly<Record<string, unknown>>, ctx: PeftImportContext): PeftImport;
-}
-
-/**
- * The one table from adapter kind to PEFT format. Kinds sharing a `peft_type` are told apart by the
- * `safl.kind` metadata; a file without it (e.g. from Python PEFT) is the first kind listed for its type.
- */
-const PEFT_FORMATS: { readonly [K in AdapterKind]: PeftFormat } = {
-  lora: loraPeftFormat,
-  "ffa-lora": loraPeftFormat,
-  adalora: adaloraPeftFormat,
-};
-
-/** The PEFT format of a kind. */
-export function peftFormat(kind: AdapterKind): PeftFormat {
-  return PEFT_FORMATS[kind];
-}
-
-/** Every `peft_type` some kind reads and writes, in table order. */
-export function peftTypes(): readonly string[] {
-  return [...new Set(Object.values(PEFT_FORMATS).map((f) => f.peftType))];
-}
-
-/**
- * The kind of a file with `peftType`: `savedKind` (its `safl.kind` metadata) when that kind has this
- * peft_type, else the first kind of the table that has it; undefined when no kind reads it.
- */
-export function peftKind(peftType: string, savedKind: string | undefined): AdapterKind | undefined {
-  const kinds = (Object.keys(PEFT_FORMATS) as AdapterKind[]).filter((k) => PEFT_FORMATS[k].peftType === peftType);
-  return kinds.find((k) => k === savedKind) ?? kinds[0];
 }

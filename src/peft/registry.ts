@@ -14,6 +14,7 @@ import { adaloraKind } from "./adalora/kind.js";
 import type { Adapter, AdapterKind } from "./adapter.js";
 import { ffaLoraKind } from "./ffa-lora/kind.js";
 import type { AdapterKindEntry } from "./kind.js";
+import type { PeftFormat } from "./peft-format.js";
 import { loraKind } from "./lora/kind.js";
 
 /** Every adapter kind, in the order help texts list them. */
@@ -55,6 +56,26 @@ export function parseAdapterSpec(raw: unknown, what = "adapter config"): Adapter
 /** A spec from an already validated config object of `kind` (defaults that depend on other fields filled in). */
 export function resolveAdapterSpec(kind: AdapterKind, parsed: object): AdapterSpec {
   return { kind, ...(adapterKind(kind).resolve(parsed as never) as object) } as AdapterSpec;
+}
+
+/** The PEFT format of a kind. */
+export function peftFormat(kind: AdapterKind): PeftFormat {
+  return adapterKind(kind).peft;
+}
+
+/** Every `peft_type` some kind reads and writes, in registry order. */
+export function peftTypes(): readonly string[] {
+  return [...new Set(ADAPTER_KIND_ENTRIES.map((e) => e.peft.peftType))];
+}
+
+/**
+ * The kind of a file with `peftType`: `savedKind` (its `safl.kind` metadata) when that kind has this
+ * peft_type, else the first registered kind that has it (a file from Python PEFT carries no
+ * `safl.kind`); undefined when no kind reads it.
+ */
+export function peftKind(peftType: string, savedKind: string | undefined): AdapterKind | undefined {
+  const kinds = ADAPTER_KIND_ENTRIES.filter((e) => e.peft.peftType === peftType).map((e) => e.kind as AdapterKind);
+  return kinds.find((k) => k === savedKind) ?? kinds[0];
 }
 
 /** A fresh adapter for a validated spec (an adapter records the modules of one model build). */

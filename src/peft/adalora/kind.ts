@@ -17,6 +17,7 @@ import { RankController } from "./controller.js";
 import { ImportanceTracker } from "./importance.js";
 import { adaloraAdapter, freezeMaskedEntries, isSvdParam, readMask, type SvdAdapter } from "./layer.js";
 import { pack, packedParamCount, packModule, unpackModule } from "./pack.js";
+import { adaloraPeftFormat } from "./peft-format.js";
 
 const asSvd = (a: { kind: string }): SvdAdapter => {
   if (a.kind !== "adalora") throw new Error(`adalora kind entry called with a ${a.kind} adapter`);
@@ -56,6 +57,7 @@ export const adaloraKind: AdapterKindEntry<"adalora", AdaloraConfig> = {
       for (const pm of packed) unpackModule(pm, store);
     },
   },
+  peft: adaloraPeftFormat,
   stepHooks: (adapter) => svdStepHooks(asSvd(adapter)),
   rankSchedule(adapter, hooks, opts) {
     const controller = new RankController(asSvd(adapter), opts);

@@ -7,6 +7,7 @@ import type { AdapterKindEntry } from "../kind.js";
 import { densePayload, factorParamCount } from "../kind.js";
 import { type LoraConfig, loraConfigSchema, resolveLoraConfig } from "../lora/config.js";
 import { ffaLoraFromConfig } from "./layer.js";
+import { loraPeftFormat } from "../lora/peft-format.js";
 
 export const ffaLoraKind: AdapterKindEntry<"ffa-lora", LoraConfig> = {
   kind: "ffa-lora",
@@ -16,5 +17,7 @@ export const ffaLoraKind: AdapterKindEntry<"ffa-lora", LoraConfig> = {
   defaultLr: 0.003,
   create: ffaLoraFromConfig,
   payload: densePayload,
+  // LoRA's layout; `safl.kind` metadata marks the file as FFA-LoRA.
+  peft: loraPeftFormat,
   savedParamCount: factorParamCount,
 };

@@ -7,6 +7,7 @@ import type { AdapterKindEntry } from "../kind.js";
 import { densePayload, factorParamCount } from "../kind.js";
 import { type LoraConfig, loraConfigSchema, resolveLoraConfig } from "./config.js";
 import { loraFromConfig } from "./layer.js";
+import { loraPeftFormat } from "./peft-format.js";
 
 export const loraKind: AdapterKindEntry<"lora", LoraConfig> = {
   kind: "lora",
@@ -16,5 +17,6 @@ export const loraKind: AdapterKindEntry<"lora", LoraConfig> = {
   defaultLr: 0.003,
   create: (spec) => loraFromConfig(spec),
   payload: densePayload,
+  peft: loraPeftFormat,
   savedParamCount: factorParamCount,
 };
