@@ -230,7 +230,7 @@ try {
 // (c): the public types from strict TypeScript.
 const CONSUMER_TS = `
 import { type AdapterSpec, type Grid, type GridReply, type GridRequest, type RoundRecord, type RunConfig, type Runtime, SaflError, type VitConfig, parseRunConfig, parseVitConfig } from "sa-fedlora";
-import { type Strategy, type StrategySpec, runRounds } from "sa-fedlora/fl";
+import { type Failure, type Strategy, type StrategySpec, runRounds } from "sa-fedlora/fl";
 import * as g from "sa-fedlora/graph";
 import { ParamStore, type VitGraph, buildVit } from "sa-fedlora/nn";
 import { buildAdaptedVit, parseAdapterSpec } from "sa-fedlora/peft";
@@ -250,19 +250,22 @@ const rounds: number = cfg.rounds;
 const wrong: string = cfg.rounds;
 const runtime: Runtime = new NodeRuntime({ threads: 1 });
 
-class EchoGrid implements Grid {
-  clientIds(): readonly string[] {
+// A user's own transport: every client is unreachable.
+class UnreachableGrid implements Grid {
+  async clientIds(): Promise<readonly string[]> {
     return ["a"];
   }
   async send(requests: readonly GridRequest[]): Promise<GridReply[]> {
-    return requests.map((r) => ({ clientId: r.clientId, error: "unreachable" }));
+    const failure: Failure = { code: "unavailable", message: "no route" };
+    return requests.map((r) => ({ clientId: r.clientId, failure }));
   }
+  async close(): Promise<void> {}
 }
 
 async function main(strategy: Strategy, spec2: StrategySpec): Promise<readonly RoundRecord[]> {
   const ckpt: Checkpoint = await loadCheckpoint("somewhere");
   const store: ParamStore = ckpt.params;
-  const grid: Grid = new EchoGrid();
+  const grid: Grid = new UnreachableGrid();
   const memory: typeof InMemoryGrid = InMemoryGrid;
   const result = await simulate(cfg, runtime);
   const acc: number | undefined = result.summary.finalAccuracy;

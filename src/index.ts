@@ -94,6 +94,8 @@ export {
   type ClientStorage,
   type DriverOptions,
   type EvalResult as ServerEvalResult,
+  type Failure,
+  type FailureCode,
   type Grid,
   type GridReply,
   type GridRequest,

@@ -130,6 +130,7 @@ describe("runRounds over a changing network", () => {
     assert.equal(grid.seen.length, 2);
     for (const o of grid.seen) {
       assert.ok(o?.deadlineMs !== undefined && o.deadlineMs >= t + 30_000 && o.deadlineMs <= Date.now() + 30_000);
+      assert.equal(o.purpose, "train");
       assert.equal(o.signal, ac.signal);
     }
   });

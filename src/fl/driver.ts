@@ -7,14 +7,14 @@
  * the exact traffic — counted from the encoded bytes — next to what FedAvg would have sent for the
  * same sampled clients.
  */
-import { argError } from "../errors.js";
+import { argError, ErrorCode, SaflError } from "../errors.js";
 import type { ParamStore } from "../nn/params.js";
 import { Rng, type RngState } from "../util/rng.js";
 import { type ReplyVerdict, validateReply } from "./aggregate.js";
 import type { Grid, GridReply, SendOptions } from "./grid.js";
 import { type Instruction, instructionConfig } from "./instruction.js";
 import { addTraffic, NO_TRAFFIC, type RoundFailure, type RoundRecord, type RoundTiming, type Traffic } from "./records.js";
-import { type AcceptedReply, type LocalTraining, type Strategy, clientSeed } from "./strategy.js";
+import { type AcceptedReply, type LocalTraining, type Strategy, clientSeed, type TrainPlan } from "./strategy.js";
 import { decodeMessage, encodedBreakdown, encodeMessage, messageParamCount, type PayloadDType, type WireMessage } from "./wire.js";
 
 export interface EvalResult {
@@ -45,6 +45,13 @@ export interface DriverOptions {
   readonly roundTimeoutSeconds?: number;
   /** Stops the run: the exchange in flight ends, and runRounds returns the records so far. */
   readonly signal?: AbortSignal;
+  /**
+   * Replies a round needs, given how many clients were sampled (deployment: a share of them). With
+   * fewer, the round is tried again with a fresh sample, up to `maxAttempts` tries, then the run
+   * stops with an error. Without it (simulation), a round aggregates whatever was accepted.
+   */
+  readonly minReplies?: (sampled: number) => number;
+  readonly maxAttempts?: number;
   /** Continue a run after round `resume.round` (with the strategy restored to its snapshot of that round). */
   readonly resume?: DriverCheckpoint;
   /**
@@ -83,7 +90,15 @@ export function sampleClients(rng: Rng, ids: readonly string[], m: number): stri
  * What FedAvg would send to and receive from `clients` this round: the full model both ways, in the
  * same encoding (sizes are measured, not allocated).
  */
-export function fedavgTraffic(model: ParamStore, round: number, clients: readonly string[], training: LocalTraining, dtype: PayloadDType, runSeed: number): Traffic {
+export function fedavgTraffic(
+  model: ParamStore,
+  round: number,
+  clients: readonly string[],
+  training: LocalTraining,
+  dtype: PayloadDType,
+  runSeed: number,
+  cost?: Grid["transportCost"],
+): Traffic {
   const names = model.names();
   const tensors = names.map((name) => ({ name, shape: model.shape(name), data: model.get(name) }));
   let bytes = 0;
@@ -92,10 +107,24 @@ export function fedavgTraffic(model: ParamStore, round: number, clients: readonl
     const instr: Instruction = { task: "train", mode: "full", adapterSpec: undefined, ...training, mu: 0, seed: clientSeed(runSeed, round, clientId), initSeed: 0, baseVersion: 0 };
     const down: WireMessage = { kind: "broadcast", round, clientId, config: instructionConfig(instr), tensors, packed: [], scores: [] };
     const up: WireMessage = { kind: "reply", round, clientId, sampleCount: 1, metrics: { trainLoss: 0, steps: 0 }, tensors, packed: [], scores: [] };
-    bytes += encodedBreakdown(down, { dtype }).total + encodedBreakdown(up, { dtype }).total;
+    const d = encodedBreakdown(down, { dtype }).total;
+    const u = encodedBreakdown(up, { dtype }).total;
+    if (cost) {
+      const t = cost(round, clientId, d, u);
+      bytes += t.down + t.up;
+    } else bytes += d + u;
   }
   const params = names.reduce((n, name) => n + model.get(name).length, 0);
   return { params: 2 * params * clients.length, bytes };
+}
+
+/** A try of a round that ended with too few replies. */
+interface RoundAttempt {
+  readonly attempt: number;
+  readonly sampled: string[];
+  readonly failures: RoundFailure[];
+  readonly down: Traffic;
+  readonly up: Traffic;
 }
 
 interface Exchange {
@@ -119,10 +148,6 @@ async function exchange(
   let codec = 0;
   let t = now();
   const requests = messages.map((m) => ({ clientId: m.clientId!, payload: encodeMessage(m, { dtype }) }));
-  let down = NO_TRAFFIC;
-  requests.forEach((r, i) => {
-    down = addTraffic(down, { params: messageParamCount(messages[i]!), bytes: r.payload.length });
-  });
   codec += now() - t;
   t = now();
   const replies: GridReply[] = await grid.send(requests, opts);
@@ -133,9 +158,15 @@ async function exchange(
   let up = NO_TRAFFIC;
   let compute = 0;
   if (replies.length !== requests.length) throw new Error(`grid answered ${replies.length} of ${requests.length} requests`);
+  // A network grid says what crossed for each request (framing included); in memory the payloads are what would cross.
+  let down = NO_TRAFFIC;
+  requests.forEach((r, i) => {
+    down = addTraffic(down, { params: messageParamCount(messages[i]!), bytes: replies[i]!.transport?.down ?? r.payload.length });
+  });
   replies.forEach((r, i) => {
     const clientId = requests[i]!.clientId;
     if ("failure" in r) {
+      if (r.transport) up = addTraffic(up, { params: 0, bytes: r.transport.up });
       failures.push({ clientId, code: r.failure.code, reason: r.failure.message });
       return;
     }
@@ -144,11 +175,11 @@ async function exchange(
     try {
       msg = decodeMessage(r.payload);
     } catch (e) {
-      up = addTraffic(up, { params: 0, bytes: r.payload.length });
+      up = addTraffic(up, { params: 0, bytes: r.transport?.up ?? r.payload.length });
       failures.push({ clientId, code: "rejected", reason: `malformed reply: ${e instanceof Error ? e.message : String(e)}` });
       return;
     }
-    up = addTraffic(up, { params: messageParamCount(msg), bytes: r.payload.length });
+    up = addTraffic(up, { params: messageParamCount(msg), bytes: r.transport?.up ?? r.payload.length });
     if (msg.clientId !== clientId) {
       failures.push({ clientId, code: "rejected", reason: `reply names client "${msg.clientId}"` });
       return;
@@ -191,7 +222,9 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
     cumFedavg = opts.resume.fedavgCumulative;
     first = opts.resume.round + 1;
   }
-  const sendOptions = (): SendOptions => ({
+  const sendOptions = (purpose: "train" | "evaluate", attempt = 1): SendOptions => ({
+    purpose,
+    attempt,
     ...(opts.roundTimeoutSeconds !== undefined ? { deadlineMs: Date.now() + opts.roundTimeoutSeconds * 1000 } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
@@ -199,13 +232,28 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
     if (opts.signal?.aborted) break;
     opts.onRoundStart?.(round);
     const start = now();
-    // Read every round: on a network, clients come and go.
-    const ids = await grid.clientIds();
-    if (ids.length === 0) throw argError(`round ${round}: the grid has no clients`);
-    const sampled = sampleClients(rng, ids, opts.clientsPerRound);
-    const plan = strategy.configureTrain(round, sampled);
-    const ex = await exchange(grid, plan.messages, opts.dtype, (m) => validateReply(m, plan.expectation), sendOptions());
-    if (ex.failures.length > 0) strategy.clientsFailed?.(round, ex.failures);
+    const retried: RoundAttempt[] = [];
+    let sampled: string[];
+    let plan: TrainPlan;
+    let ex: Exchange;
+    for (let attempt = 1; ; attempt++) {
+      // Read every round (and every attempt): on a network, clients come and go.
+      const ids = await grid.clientIds();
+      if (ids.length === 0) throw argError(`round ${round}: the grid has no clients`);
+      sampled = sampleClients(rng, ids, opts.clientsPerRound);
+      const p = strategy.configureTrain(round, sampled);
+      plan = p;
+      ex = await exchange(grid, p.messages, opts.dtype, (m) => validateReply(m, p.expectation), sendOptions("train", attempt));
+      if (ex.failures.length > 0) strategy.clientsFailed?.(round, ex.failures);
+      const need = opts.minReplies?.(sampled.length);
+      if (need === undefined || ex.accepted.length >= need || opts.signal?.aborted) break;
+      if (attempt >= (opts.maxAttempts ?? 1)) {
+        throw new SaflError(ErrorCode.Runtime, `round ${round}: ${ex.accepted.length} of ${sampled.length} sampled clients answered in time, ${need} needed, after ${attempt} attempt(s); failures: ${ex.failures.map((f) => `${f.clientId} ${f.code}`).join(", ")}`);
+      }
+      retried.push({ attempt, sampled, failures: ex.failures, down: ex.down, up: ex.up });
+    }
+    // The bytes of attempts that fell short crossed the network too.
+    for (const a of retried) ex = { ...ex, down: addTraffic(ex.down, a.down), up: addTraffic(ex.up, a.up) };
     let t = now();
     if (ex.accepted.length > 0) strategy.aggregateTrain(round, ex.accepted);
     const aggregateSeconds = now() - t;
@@ -236,7 +284,7 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
             : m.round !== round
               ? { ok: false, failure: { code: "rejected", message: `evaluation reply for round ${m.round}` } }
               : { ok: true },
-        sendOptions(),
+        sendOptions("evaluate"),
       );
       const accuracy = weightedMetric(ev.accepted, "accuracy");
       const loss = weightedMetric(ev.accepted, "loss");
@@ -249,7 +297,7 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
         compute: Math.min(ev.compute, ev.gridSeconds),
       };
     }
-    const fedavg = fedavgTraffic(global, round, sampled, opts.training, opts.dtype, opts.seed);
+    const fedavg = fedavgTraffic(global, round, sampled, opts.training, opts.dtype, opts.seed, grid.transportCost?.bind(grid));
     cumDown = addTraffic(cumDown, ex.down);
     cumUp = addTraffic(cumUp, ex.up);
     cumFedavg = addTraffic(cumFedavg, fedavg);
@@ -277,6 +325,7 @@ export async function runRounds(strategy: Strategy, grid: Grid, opts: DriverOpti
       accepted: ex.accepted.length,
       failures: ex.failures,
       clients: { sampled, accepted: ex.accepted.map((a) => a.clientId) },
+      ...(retried.length > 0 ? { retriedAttempts: retried.map((a) => ({ attempt: a.attempt, sampled: a.sampled, failures: a.failures })) } : {}),
       ...(test ? { testAccuracy: test.accuracy, testLoss: test.loss } : {}),
       ...(trainLoss !== undefined ? { trainLoss } : {}),
       ...(clientEval.accuracy !== undefined ? { clientAccuracy: clientEval.accuracy } : {}),

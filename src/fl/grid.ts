@@ -19,20 +19,34 @@ export interface GridRequest {
   readonly payload: Uint8Array;
 }
 
+/**
+ * Bytes that crossed the network for one request, protocol framing included, when the grid is a
+ * network (in memory, the payloads themselves are what would cross, and this is absent).
+ */
+export interface TransportBytes {
+  readonly down: number;
+  readonly up: number;
+}
+
 export type GridReply =
   | {
       readonly clientId: string;
       readonly payload: Uint8Array;
       /** Seconds the client spent computing (training or evaluating), when it can tell (simulation telemetry). */
       readonly computeSeconds?: number;
+      readonly transport?: TransportBytes;
     }
-  | { readonly clientId: string; readonly failure: Failure };
+  | { readonly clientId: string; readonly failure: Failure; readonly transport?: TransportBytes };
 
 export interface SendOptions {
   /** Time (Date.now() milliseconds) by which replies must be in; later ones are `deadline-exceeded` failures. */
   readonly deadlineMs?: number;
   /** Aborting ends the exchange early: requests without a reply become `unavailable` failures. */
   readonly signal?: AbortSignal;
+  /** What the requests ask for: a round's training (a server persists those replies) or a client-side evaluation. */
+  readonly purpose?: "train" | "evaluate";
+  /** 1 for a round's first try, 2… when a round is retried with a fresh sample. */
+  readonly attempt?: number;
 }
 
 export interface Grid {
@@ -41,6 +55,11 @@ export interface Grid {
   /** Delivers each request and resolves with one reply per request, in request order. Never rejects for a client's fault. */
   send(requests: readonly GridRequest[], opts?: SendOptions): Promise<GridReply[]>;
   close(): Promise<void>;
+  /**
+   * What one request/reply pair of these payload sizes costs on this grid's network, framing
+   * included (network grids only): how the FedAvg reference is counted the same way as the run.
+   */
+  transportCost?(round: number, clientId: string, requestBytes: number, replyBytes: number): TransportBytes;
 }
 
 /** Why a request that got no reply got none: the abort signal, else the deadline, else undefined (still in time). */

@@ -32,7 +32,8 @@ export { FrozenBase } from "./strategies/base.js";
 
 // The round loop (server side).
 export { type DriverOptions, type EvalResult, fedavgTraffic, runRounds, sampleClients } from "./driver.js";
-export type { Grid, GridReply, GridRequest } from "./grid.js";
+export { type Grid, type GridReply, type GridRequest, type SendOptions, type TransportBytes, missedReason } from "./grid.js";
+export { ClientFailure, FAILURE_CODES, type Failure, type FailureCode, isFailureCode } from "./failure.js";
 
 // The client side: decode a round's message, train or evaluate, reply.
 export { type ClientContext, ClientEngine, type ClientStorage, type HandleResult } from "./client.js";

@@ -46,6 +46,8 @@ export interface RoundRecord {
   readonly failures: readonly RoundFailure[];
   /** Who took part: the sampled clients and those whose replies were aggregated (the same in simulation and deployment). */
   readonly clients: { readonly sampled: readonly string[]; readonly accepted: readonly string[] };
+  /** Earlier tries of this round that got too few replies (deployment only; their traffic is in down/up). */
+  readonly retriedAttempts?: readonly { readonly attempt: number; readonly sampled: readonly string[]; readonly failures: readonly RoundFailure[] }[];
   /** Server-side test accuracy (0..1) and mean loss of the global model; absent on rounds not evaluated. */
   readonly testAccuracy?: number;
   readonly testLoss?: number;

@@ -17,7 +17,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
+import { open, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { argError, ErrorCode, SaflError } from "../errors.js";
 
@@ -248,7 +248,8 @@ async function withLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
   for (;;) {
     try {
       const h = await open(lock, "wx", 0o600);
-      await h.writeFile(`${process.pid}\n`);
+      // The pid only helps whoever finds a stale lock; failing to write it is no reason to fail.
+      await h.writeFile(`${process.pid}\n`).catch(() => undefined);
       await h.close();
       break;
     } catch (e) {

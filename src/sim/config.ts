@@ -34,6 +34,31 @@ const lrSchema = z
   })
   .strict();
 
+const deploymentSchema = z
+  .object({
+    /** Clients that must be online before a round samples (default: clients.count, so a deployment samples as its simulation does). */
+    minClients: z.number().int().min(1).optional(),
+    /** Seconds a round's training (and its client evaluation) may take; late replies are refused. */
+    roundTimeoutSeconds: z.number().positive().default(600),
+    /** A round that ends at its deadline with fewer accepted replies than this share of the sampled clients is retried with a fresh sample. */
+    minReplyFraction: z.number().min(0).max(1).default(0.5),
+    /** Times a round is tried before the run stops with an error. */
+    maxRoundAttempts: z.number().int().min(1).default(3),
+    /** Interval of client heartbeats; a client missing two is offline. */
+    heartbeatSeconds: z.number().int().min(1).max(600).default(10),
+    /** Seconds to wait for minClients before the first round before giving up (0: wait forever, printing who is connected). */
+    waitForClientsSeconds: z.number().min(0).default(0),
+  })
+  .strict();
+
+export type DeploymentSettings = Required<z.output<typeof deploymentSchema>>;
+
+/** The deployment section with every default filled in (minClients defaults to the number of clients). */
+export function deploymentSettings(cfg: RunConfig): DeploymentSettings {
+  const d = deploymentSchema.parse(cfg.deployment ?? {});
+  return { ...d, minClients: d.minClients ?? cfg.clients.count };
+}
+
 export const runConfigSchema = z
   .object({
     seed: z.number().int().min(0).default(0),
@@ -102,6 +127,12 @@ export const runConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * How a deployed run (`safl server`) waits for clients and closes rounds; ignored by simulation.
+     * Optional without defaults, so a config without it resolves as before (study cells are keyed
+     * by the resolved config); `deploymentSettings` fills in the defaults.
+     */
+    deployment: deploymentSchema.optional(),
     execution: z
       .object({
         /**

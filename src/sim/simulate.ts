@@ -9,7 +9,7 @@ import { batches, type ImageDataset, subset } from "../data/dataset.js";
 import { type PartitionSummary, parsePartitionSpec, partition, partitionSummary } from "../data/partition.js";
 import { checkImagesFit, loadTask, type Task, withLabels } from "../data/task.js";
 import { ClientEngine } from "../fl/client.js";
-import { runRounds } from "../fl/driver.js";
+import { type DriverOptions, runRounds } from "../fl/driver.js";
 import type { Grid } from "../fl/grid.js";
 import type { PayloadDType } from "../fl/wire.js";
 import { addTraffic, type RoundRecord, type RunSummary } from "../fl/records.js";
@@ -55,7 +55,20 @@ export const resolveBackboneDir = (backbone: string): string => (backbone === "d
 export async function prepareSimulation(cfg: RunConfig): Promise<SimulationSetup> {
   const backboneDir = resolveBackboneDir(cfg.model.backbone);
   const ckpt = await loadCheckpoint(backboneDir);
-  const source = (ckpt.config as Record<string, unknown>)["safl_source"] as { normalization?: { mean: number[]; std: number[] } | null } | undefined;
+  const { task, config } = await loadRunTask(cfg, ckpt.config, `the backbone ${backboneDir}`);
+  const initial = ParamStore.init(buildVit(config).registry.specs.values(), new Rng(cfg.seed));
+  for (const n of ckpt.params.names()) if (!isHeadParam(n)) initial.set(n, ckpt.params.shape(n), ckpt.params.get(n));
+  const { clients, partition } = partitionClients(cfg, task);
+  return { config, task, clients, partition, initial, backboneDir };
+}
+
+/**
+ * The run's task (dataset, classes, training subset), normalized as the backbone was pre-trained,
+ * and the backbone config with the task's head. A deployed client calls this with the run config
+ * the server sent, so it sees exactly the data a simulated client would.
+ */
+export async function loadRunTask(cfg: RunConfig, backboneConfig: VitConfig, backboneName: string): Promise<{ task: Task; config: VitConfig }> {
+  const source = (backboneConfig as Record<string, unknown>)["safl_source"] as { normalization?: { mean: number[]; std: number[] } | null } | undefined;
   const normalization = source?.normalization ?? undefined;
   const loaded = await loadTask(cfg.data.dataset, {
     ...(cfg.data.dataDir ? { dataDir: cfg.data.dataDir } : {}),
@@ -63,15 +76,21 @@ export async function prepareSimulation(cfg: RunConfig): Promise<SimulationSetup
     ...(normalization ? { normalization } : {}),
   });
   const task = cfg.data.trainLimit === undefined ? loaded : { ...loaded, train: trainSubset(loaded.train, cfg.data.trainLimit, cfg.seed) };
-  const config = withLabels(ckpt.config, task.classes.length, task.classNames);
-  checkImagesFit(task, config, `the backbone ${backboneDir}`);
-  const initial = ParamStore.init(buildVit(config).registry.specs.values(), new Rng(cfg.seed));
-  for (const n of ckpt.params.names()) if (!isHeadParam(n)) initial.set(n, ckpt.params.shape(n), ckpt.params.get(n));
+  const config = withLabels(backboneConfig, task.classes.length, task.classNames);
+  checkImagesFit(task, config, backboneName);
+  return { task, config };
+}
+
+/** The run's clients: the seeded partition of the training set, each with its local test share; client k is `client-000k`. */
+export function partitionClients(cfg: RunConfig, task: Task): { clients: VirtualClient[]; partition: SimulationSetup["partition"] } {
   const numClasses = task.classes.length;
   const parts = partition(task.train.labels, numClasses, cfg.clients.count, parsePartitionSpec(cfg.clients.partition), cfg.seed);
-  const clients = parts.map((indices, k) => splitLocalTest(`client-${String(k).padStart(4, "0")}`, indices, cfg.clients.localTestFraction, cfg.seed));
-  return { config, task, clients, partition: partitionSummary(parts, task.train.labels, numClasses), initial, backboneDir };
+  const clients = parts.map((indices, k) => splitLocalTest(virtualClientId(k), indices, cfg.clients.localTestFraction, cfg.seed));
+  return { clients, partition: partitionSummary(parts, task.train.labels, numClasses) };
 }
+
+/** The id of virtual client k (what a deployed client playing partition k is called, too). */
+export const virtualClientId = (k: number): string => `client-${String(k).padStart(4, "0")}`;
 
 /**
  * A seeded random subset of `limit` training examples (in their original order), or the whole set
@@ -112,30 +131,15 @@ export function localGrid(setup: SimulationSetup, runtime: Runtime, dtype: Paylo
 export async function simulate(cfg: RunConfig, runtime: Runtime, hooks: SimulationHooks = {}, prepared?: SimulationSetup): Promise<SimulationResult> {
   const started = globalThis.performance.now();
   const setup = prepared ?? (await prepareSimulation(cfg));
-  const { config, task, initial } = setup;
+  const { config, initial } = setup;
   const training = localTraining(cfg);
   const strategy = createStrategy(cfg.strategy, { config, initial, training, rounds: cfg.rounds, seed: cfg.seed });
   const grid = hooks.makeGrid
     ? await hooks.makeGrid(setup)
     : localGrid(setup, runtime, cfg.wire.dtype);
-  const evalModel = buildVit(config);
-  const evalStore = new ParamStore();
-  const evaluator = new Evaluator(runtime, evalModel, evalStore);
-  const testBatches: LabeledBatch[] = [...batches(task.test, cfg.evaluation.batch)];
   try {
     const records = await runRounds(strategy, grid, {
-      rounds: cfg.rounds,
-      clientsPerRound: cfg.clients.perRound,
-      seed: cfg.seed,
-      dtype: cfg.wire.dtype,
-      evalEvery: cfg.evaluation.every,
-      clientEvalEvery: cfg.evaluation.clientEvery,
-      training: training.full,
-      evaluate: async (weights) => {
-        for (const n of weights.names()) evalStore.set(n, weights.shape(n), weights.get(n));
-        const r = await evaluator.run(testBatches);
-        return { accuracy: r.accuracy, loss: r.loss };
-      },
+      ...runDriverOptions(cfg, setup, runtime),
       ...(hooks.onRound ? { onRound: hooks.onRound } : {}),
       ...(hooks.onRoundStart ? { onRoundStart: hooks.onRoundStart } : {}),
     });
@@ -144,6 +148,31 @@ export async function simulate(cfg: RunConfig, runtime: Runtime, hooks: Simulati
   } finally {
     await grid.close();
   }
+}
+
+/**
+ * The driver settings of a run config: rounds, sampling, dtype, evaluation cadence, and the
+ * server-side evaluation on the task's test set. Simulation and deployment both use it, so a
+ * deployed run evaluates exactly as its simulation does.
+ */
+export function runDriverOptions(cfg: RunConfig, setup: Pick<SimulationSetup, "config" | "task">, runtime: Runtime): DriverOptions {
+  const evalStore = new ParamStore();
+  const evaluator = new Evaluator(runtime, buildVit(setup.config), evalStore);
+  const testBatches: LabeledBatch[] = [...batches(setup.task.test, cfg.evaluation.batch)];
+  return {
+    rounds: cfg.rounds,
+    clientsPerRound: cfg.clients.perRound,
+    seed: cfg.seed,
+    dtype: cfg.wire.dtype,
+    evalEvery: cfg.evaluation.every,
+    clientEvalEvery: cfg.evaluation.clientEvery,
+    training: localTraining(cfg).full,
+    evaluate: async (weights) => {
+      for (const n of weights.names()) evalStore.set(n, weights.shape(n), weights.get(n));
+      const r = await evaluator.run(testBatches);
+      return { accuracy: r.accuracy, loss: r.loss };
+    },
+  };
 }
 
 /** The run summary from its records. */

@@ -82,7 +82,6 @@ export class SvdStrategy implements Strategy {
   private scores: ModuleScores[] | undefined;
   private masks: Map<string, Uint8Array>;
   private frozenMask = false;
-  private readonly budgets: number[] = [];
 
   constructor(private readonly opts: SvdStrategyOptions) {
     this.name = opts.name;
@@ -140,7 +139,6 @@ export class SvdStrategy implements Strategy {
   configureTrain(round: number, clients: readonly string[]): TrainPlan {
     const info = this.plan(round);
     this.updateMask(info);
-    this.budgets.push(info.budget);
     const modules = this.adapter.modules();
     const ranks = Object.fromEntries(modules.map((m) => [m.name, activeCount(this.masks.get(m.name)!)]));
     const budget = Object.values(ranks).reduce((a, b) => a + b, 0);
@@ -205,15 +203,14 @@ export class SvdStrategy implements Strategy {
       scores: this.scores?.map((s) => ({ module: s.module, scores: [...s.scores] })) ?? null,
       masks: Object.fromEntries([...this.masks].map(([m, mask]) => [m, [...mask]])),
       frozenMask: this.frozenMask,
-      budgets: [...this.budgets],
     });
   }
 
   restore(s: StrategySnapshot): void {
     restoreStore(this.values, s, this.name);
-    const m = s.meta as { base?: Record<string, unknown>; scores?: { module: string; scores: number[] }[] | null; masks?: Record<string, number[]>; frozenMask?: boolean; budgets?: number[] };
+    const m = s.meta as { base?: Record<string, unknown>; scores?: { module: string; scores: number[] }[] | null; masks?: Record<string, number[]>; frozenMask?: boolean };
     const modules = this.adapter.modules();
-    if (!m.masks || !Array.isArray(m.budgets) || typeof m.frozenMask !== "boolean") throw argError(`${this.name}: the snapshot lacks masks, budgets or the frozen-mask flag`);
+    if (!m.masks || typeof m.frozenMask !== "boolean") throw argError(`${this.name}: the snapshot lacks the masks or the frozen-mask flag`);
     const masks = new Map<string, Uint8Array>();
     for (const mod of modules) {
       const bits = m.masks[mod.name];
@@ -223,8 +220,6 @@ export class SvdStrategy implements Strategy {
     this.masks = masks;
     this.scores = m.scores ? m.scores.map((x) => ({ module: x.module, scores: Float64Array.from(x.scores) })) : undefined;
     this.frozenMask = m.frozenMask;
-    this.budgets.length = 0;
-    this.budgets.push(...m.budgets);
     this.opts.base.setState(m.base ?? {});
   }
 
