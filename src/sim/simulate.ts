@@ -47,6 +47,8 @@ export interface SimulationResult {
   readonly setup: SimulationSetup;
   readonly records: readonly RoundRecord[];
   readonly summary: RunSummary;
+  /** The final global model as plain ViT weights (adapters merged). */
+  readonly model: ParamStore;
 }
 
 export const resolveBackboneDir = (backbone: string): string => (backbone === "default" ? defaultBackboneDir() : backbone);
@@ -144,7 +146,7 @@ export async function simulate(cfg: RunConfig, runtime: Runtime, hooks: Simulati
       ...(hooks.onRoundStart ? { onRoundStart: hooks.onRoundStart } : {}),
     });
     const summary = summarize(strategy.name, records, initial, strategy.summary(), (globalThis.performance.now() - started) / 1000);
-    return { setup, records, summary };
+    return { setup, records, summary, model: strategy.globalModel() };
   } finally {
     await grid.close();
   }

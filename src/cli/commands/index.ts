@@ -9,6 +9,7 @@ import { benchStepCommand } from "./bench-step.js";
 import { finetuneCommand } from "./finetune.js";
 import { predictCommand } from "./predict.js";
 import { pretrainCommand } from "./pretrain.js";
+import { serverCommand } from "./server.js";
 import { simulateCommand } from "./simulate.js";
 import { studyCommand } from "./study.js";
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from "./token.js";
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   pretrainCommand,
   finetuneCommand,
   predictCommand,
+  serverCommand,
   tokenCreateCommand,
   tokenRevokeCommand,
   tokenListCommand,

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { formatPartitionSummary } from "../../data/partition.js";
 import { argError, ErrorCode, SaflError } from "../../errors.js";
 import type { RoundRecord } from "../../fl/records.js";
+import { saveCheckpoint } from "../../io/checkpoint.js";
 import { NodeRuntime } from "../../runtime/node.js";
 import { applyOverrides, parseRunConfig, type RunConfig } from "../../sim/config.js";
 import { formatRoundLine, formatSummaryTable, partitionPlot, runPlots } from "../../sim/report.js";
@@ -41,7 +42,7 @@ export const simulateCommand = defineCommand({
   usage: "[--config <file.json>] [--set key.path=value ...] [--out <dir>] [--force] [--json]",
   description: `With no config, runs SA-FedLoRA on the shipped backbone (MNIST digits 0-4) with the target task
 MNIST digits 5-9: 20 clients, Dirichlet(0.5) label skew, 10 clients per round, 30 rounds.`,
-  epilog: "Writes <out>/metrics.jsonl, summary.json, config.json, partition.txt and SVG plots.",
+  epilog: "Writes <out>/metrics.jsonl, summary.json, config.json, partition.txt, SVG plots and model/ (the final global model as a HF checkpoint, adapters merged).",
   flags,
   run: simulateRun,
 });
@@ -104,6 +105,7 @@ async function simulateRun({ values: f }: CommandInput<typeof flags>): Promise<n
     progress.finish();
     await writeFile(join(pending.tmp, "summary.json"), `${JSON.stringify(result.summary, null, 2)}\n`);
     for (const [name, svg] of runPlots(result.records, { title: `${cfg.strategy.name}, ${cfg.clients.partition}` })) await writeFile(join(pending.tmp, name), svg);
+    await saveCheckpoint(join(pending.tmp, "model"), setup.config, result.model, { safl_run: { strategy: cfg.strategy.name, rounds: cfg.rounds } });
     await pending.commit();
     if (f.json) console.log(JSON.stringify({ out, ...result.summary }, null, 2));
     else console.log(`${formatSummaryTable(result.summary)}\n\nwrote ${out}/ (metrics.jsonl, summary.json, plots)`);

@@ -1,0 +1,71 @@
+/**
+ * @module net/routes
+ * The Connect service: each RPC of proto/safl/v1 mapped onto the hub, with the bytes of every
+ * request and response counted (protobuf size plus the 5-byte message prefix) into the hub's
+ * measured totals. One handler serves Connect, gRPC and gRPC-Web on the same port.
+ */
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { createContextKey } from "@connectrpc/connect";
+import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import {
+  FederationService,
+  HeartbeatRequestSchema,
+  HeartbeatResponseSchema,
+  JoinRequestSchema,
+  JoinResponseSchema,
+  LeaveRequestSchema,
+  LeaveResponseSchema,
+  PullObjectRequestSchema,
+  PullObjectResponseSchema,
+  PullTaskRequestSchema,
+  PullTaskResponseSchema,
+  PushObjectRequestSchema,
+  PushObjectResponseSchema,
+  PushResultRequestSchema,
+  PushResultResponseSchema,
+  RunState,
+} from "./gen/safl/v1/federation_pb.js";
+import type { FederationHub } from "./hub.js";
+import { FRAME_PREFIX_BYTES } from "./protocol.js";
+
+/** The peer's address, set by the server adapter (rate limits are per address). */
+export const kRemoteAddress = createContextKey<string>("unknown", { description: "remote address" });
+
+export function federationRoutes(hub: FederationHub): (router: ConnectRouter) => void {
+  const count = <Q extends DescMessage, D extends DescMessage>(reqSchema: Q, req: MessageShape<Q>, schema: D, res: MessageShape<D>): MessageShape<D> => {
+    hub.measured.up += toBinary(reqSchema, req).length + FRAME_PREFIX_BYTES;
+    hub.measured.down += toBinary(schema, res).length + FRAME_PREFIX_BYTES;
+    return res;
+  };
+  return (router) =>
+    router.service(FederationService, {
+      join(req, ctx: HandlerContext) {
+        const { response } = hub.join(ctx, req, ctx.values.get(kRemoteAddress));
+        return count(JoinRequestSchema, req, JoinResponseSchema, create(JoinResponseSchema, response));
+      },
+      heartbeat(req, ctx) {
+        return count(HeartbeatRequestSchema, req, HeartbeatResponseSchema, create(HeartbeatResponseSchema, hub.heartbeat(ctx, req)));
+      },
+      async pullTask(req, ctx) {
+        return count(PullTaskRequestSchema, req, PullTaskResponseSchema, create(PullTaskResponseSchema, await hub.pullTask(ctx, req)));
+      },
+      pullObject(req, ctx) {
+        return count(PullObjectRequestSchema, req, PullObjectResponseSchema, create(PullObjectResponseSchema, hub.pullObject(ctx, req)));
+      },
+      pushObject(req, ctx) {
+        return count(PushObjectRequestSchema, req, PushObjectResponseSchema, create(PushObjectResponseSchema, hub.pushObject(ctx, req)));
+      },
+      pushResult(req, ctx) {
+        return count(PushResultRequestSchema, req, PushResultResponseSchema, create(PushResultResponseSchema, hub.pushResult(ctx, req)));
+      },
+      leave(req, ctx) {
+        hub.leave(ctx, req);
+        return count(LeaveRequestSchema, req, LeaveResponseSchema, create(LeaveResponseSchema, {}));
+      },
+      // The live dashboard's stream (browser issue); until then it reports the run state once.
+      async *watchRun(_req, ctx) {
+        hub.authenticate(ctx);
+        yield { event: { case: "state", value: hub.isFinished ? RunState.FINISHED : RunState.RUNNING } };
+      },
+    });
+}
