@@ -401,6 +401,7 @@ class IdentityLoop {
   private sessionId = "";
   private joined: JoinResponse | undefined;
   private ctx: ClientContext | undefined;
+  private storage: DiskBaseStore | undefined;
   private setupValue: Setup | undefined;
   private chunkBytes = CHUNK_BYTES;
   private status = { state: ClientState.IDLE, round: 0, imagesPerSecond: 0 };
@@ -408,6 +409,8 @@ class IdentityLoop {
   private heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   private outage: { start: number; attempt: number } | undefined;
   private readonly replies = new Map<string, CachedReply>();
+  private rejoins = { count: 0, lastMs: 0 };
+  private backboneFailures = 0;
   clientId = "";
   tasks = 0;
 
@@ -451,6 +454,11 @@ class IdentityLoop {
           if (!(e instanceof Rejoin)) throw e;
           this.stopHeartbeat();
           this.shared.emit({ event: "rejoin", clientId: this.clientId, message: e.message }, `${this.who}: ${e.message}; joining again`);
+          // Rejoins in quick succession back off like an outage, so a confused server is not hammered.
+          const now = Date.now();
+          this.rejoins = now - this.rejoins.lastMs < 60_000 ? { count: this.rejoins.count + 1, lastMs: now } : { count: 0, lastMs: now };
+          if (this.rejoins.count > 0) await sleep(Math.random() * Math.min(this.shared.capMs, this.shared.baseMs * 2 ** Math.min(this.rejoins.count, 30)), this.shared.signal);
+          if (this.shared.signal.aborted) throw new Stopped();
         }
       }
     } catch (e) {
@@ -528,6 +536,7 @@ class IdentityLoop {
 
   private async join(): Promise<void> {
     const s = this.shared;
+    this.sessionId = "";
     const partition = this.identity.partition;
     const res = await this.call(
       "Join",
@@ -602,7 +611,11 @@ class IdentityLoop {
       .catch((e: unknown) => {
         if (e instanceof Rejoin || e instanceof Fatal || e instanceof Stopped) throw e;
         if (e instanceof ConnectError) throw new Fatal("refused", `cannot download the backbone: ${codeName(e.code)}: ${redact(e.rawMessage)}`);
-        if (e instanceof SaflError && (e.code === ErrorCode.Io || e.code === ErrorCode.Checkpoint)) throw new Rejoin(`the backbone download failed (${e.rawMessage})`);
+        if (e instanceof SaflError && (e.code === ErrorCode.Io || e.code === ErrorCode.Checkpoint)) {
+          // A download that does not verify is discarded and tried again, a few times.
+          if (++this.backboneFailures >= 3) throw new Fatal("refused", `the server's backbone cannot be used: ${e.rawMessage}`, 5);
+          throw new Rejoin(`the backbone download failed (${e.rawMessage})`);
+        }
         throw e;
       });
     if (downloaded !== undefined) {
@@ -622,6 +635,7 @@ class IdentityLoop {
 
   private context(setup: Setup, res: JoinResponse, index: number | undefined): ClientContext {
     const storage = this.shared.storage(res.runId, setup);
+    this.storage = storage;
     if (index !== undefined) {
       const p = setup.partitions;
       if (!p) throw new Fatal("invalid", "this client brings its own data (--data-dir) but asked for a partition");
@@ -806,6 +820,7 @@ class IdentityLoop {
     }
     const ctx = this.ctx!;
     const setup = this.setupValue!;
+    const batch = batchOf(request);
     this.setStatus(ClientState.TRAINING, task.round);
     const handled = this.shared.handle(setup.engine, ctx, request);
     const stopped = new Promise<never>((_, reject) => {
@@ -816,9 +831,10 @@ class IdentityLoop {
     });
     stopped.catch(() => undefined);
     const out = await Promise.race([handled, stopped]);
-    await (ctx.storage as DiskBaseStore).flush?.();
-    const batchImages = out.computeSeconds > 0 ? imagesOf(out.reply) : 0;
-    if (batchImages > 0) this.status.imagesPerSecond = batchImages / out.computeSeconds;
+    // A base the request carried is on disk before the reply that used it is acknowledged.
+    await this.storage?.flush();
+    const images = batch * stepsOf(out.reply);
+    if (images > 0 && out.computeSeconds > 0) this.status.imagesPerSecond = images / out.computeSeconds;
     return { requestId: ref.id, reply: out.reply, computeSeconds: out.computeSeconds };
   }
 
@@ -863,11 +879,21 @@ class IdentityLoop {
   }
 }
 
-/** Images a train reply's steps went through (for the throughput in heartbeats), or 0. */
-function imagesOf(reply: Uint8Array): number {
+/** The batch size a broadcast asks for (0 when it does not say), for the throughput in heartbeats. */
+function batchOf(request: Uint8Array): number {
   try {
-    const m = decodeMessage(reply);
-    return m.metrics?.["steps"] !== undefined && m.sampleCount !== undefined ? Math.min(m.sampleCount, Number.MAX_SAFE_INTEGER) : 0;
+    const b = decodeMessage(request).config?.["batch"];
+    return typeof b === "number" && b > 0 ? b : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Local steps a reply reports (0 for evaluations and failures). */
+function stepsOf(reply: Uint8Array): number {
+  try {
+    const s = decodeMessage(reply).metrics?.["steps"];
+    return typeof s === "number" && s > 0 ? s : 0;
   } catch {
     return 0;
   }

@@ -175,6 +175,9 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
           await writeAtomic(join(o.outDir, "metrics.jsonl"), records.map((r) => `${JSON.stringify(r)}\n`).join(""));
           o.onRound?.(record);
         },
+      }).catch((e) => {
+        // Stopping while waiting for clients or in a round is not an error: the state keeps the last boundary.
+        if (!stop.signal.aborted) throw e;
       });
     }
     if (stop.signal.aborted && records.length < cfg.rounds) {

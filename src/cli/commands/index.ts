@@ -6,6 +6,7 @@
  */
 import type { Command } from "../command.js";
 import { benchStepCommand } from "./bench-step.js";
+import { clientCommand } from "./client.js";
 import { finetuneCommand } from "./finetune.js";
 import { predictCommand } from "./predict.js";
 import { pretrainCommand } from "./pretrain.js";
@@ -22,6 +23,7 @@ export const COMMANDS: readonly Command[] = [
   finetuneCommand,
   predictCommand,
   serverCommand,
+  clientCommand,
   tokenCreateCommand,
   tokenRevokeCommand,
   tokenListCommand,

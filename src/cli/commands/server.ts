@@ -11,7 +11,7 @@ import { runServer, type TlsFiles } from "../../net/server.js";
 import { formatRoundLine } from "../../sim/report.js";
 import { defineFlags } from "../args.js";
 import { type CommandInput, defineCommand } from "../command.js";
-import { JSON_OUTPUT, THREADS } from "../flags.js";
+import { JSON_OUTPUT } from "../flags.js";
 import { runConfigFromArgs } from "./simulate.js";
 
 const flags = defineFlags({
@@ -26,7 +26,7 @@ const flags = defineFlags({
   "tls-client-ca": { type: "string", value: "<pem>", description: "require client certificates signed by this CA (mutual TLS)" },
   insecure: { type: "boolean", description: "plaintext HTTP/2 (h2c), allowed on loopback only" },
   "insecure-anywhere": { type: "boolean", description: "allow --insecure on a non-loopback address (tests in network namespaces)" },
-  threads: { ...THREADS, description: "onnxruntime threads of the server-side evaluation" },
+  threads: { type: "int", value: "<n>", min: 1, max: 256, defaultText: "execution.threads of the run config", description: "onnxruntime threads of the server-side evaluation (as the simulation's, so both evaluate alike)" },
   json: { ...JSON_OUTPUT, description: "print one JSON object per round and the summary as JSON" },
 });
 
@@ -87,7 +87,7 @@ async function serverRun({ values: v }: CommandInput<typeof flags>): Promise<num
       tls,
       insecure: v.insecure,
       insecureAnywhere: v["insecure-anywhere"],
-      threads: v.threads,
+      threads: v.threads ?? cfg.execution.threads,
       log,
       signal: stop.signal,
       onListening: (a) => {
