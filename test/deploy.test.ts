@@ -101,7 +101,7 @@ describe("server crash", { timeout: 600_000 }, () => {
     assert.ok(server.lines.some((l) => /round 2: [1-9]\d* of \d+ replies were committed before the restart/.test(l)), "the open round kept its committed replies");
     const sim = await readRun(simOut);
     const dep = await readRun(out);
-    assert.deepEqual(dep.records.map(strip), sim.records.map(strip));
+    assert.deepEqual(dep.records.map(strip), sim.records.map(strip), `failures: ${JSON.stringify(dep.records.map((r) => r["failures"]))}\nserver:\n${server.lines.slice(-40).join("\n")}`);
     assert.ok(dep.model.equals(sim.model), "the final global model is bit-identical");
   });
 });

@@ -291,6 +291,15 @@ describe("wire layout", () => {
     assert.deepStrictEqual(decodeMessage(expected), { ...msg, dtype: "float32" });
   });
 
+  test("decodes from a Node Buffer at an odd offset inside a larger pool (as SQLite BLOBs and socket chunks arrive)", () => {
+    const msg = fullMessage();
+    const bytes = encodeMessage(msg);
+    const pool = Buffer.alloc(bytes.length + 7);
+    pool.set(bytes, 3);
+    const view = pool.subarray(3, 3 + bytes.length);
+    assert.deepStrictEqual(decodeMessage(view), decodeMessage(bytes));
+  });
+
   test("a failure reply: code byte then message, byte for byte (fixture built independently)", () => {
     const msg: WireMessage = { kind: "reply", round: 7, clientId: "c", failure: { code: "missing-base", message: "no base 1" }, tensors: [], packed: [], scores: [] };
     // flags 0x11 = clientId + failure; "missing-base" is code 3; then empty tensor, packed and score sections.

@@ -581,7 +581,9 @@ function parseConfig(text: string, at: number): Record<string, number | string |
  */
 export function decodeMessage(bytes: Uint8Array): DecodedMessage {
   if (!(bytes instanceof Uint8Array)) throw argError(`wire: decodeMessage expects a Uint8Array`);
-  const r = new Reader(bytes);
+  // A Node Buffer's slice() is a view, not a copy, so a float section read from one (a SQLite BLOB, a
+  // socket chunk) would land on the whole pooled ArrayBuffer. Read through a plain Uint8Array view.
+  const r = new Reader(Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
   const magic = r.slice(4, "magic");
   if (magic.some((b, i) => b !== MAGIC[i])) throw malformed(0, `bad magic: expected "SAFL" (${hex(MAGIC)}), got ${hex(magic)}`);
