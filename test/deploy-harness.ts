@@ -23,6 +23,36 @@ export interface ServerProc {
   waitFor(re: RegExp, ms?: number): Promise<string>;
 }
 
+/** TLS files of a server (paths): without them the server runs plaintext h2c with --insecure. */
+export interface ServerTls {
+  readonly cert: string;
+  readonly key: string;
+  /** Require client certificates signed by this CA (--tls-client-ca). */
+  readonly clientCa?: string;
+}
+
+export interface ServerStart {
+  /** Serve TLS with these files instead of --insecure. */
+  readonly tls?: ServerTls;
+  /** Run the command through this prefix, e.g. ["ip", "netns", "exec", "ns"] (it must exec the command). */
+  readonly wrap?: readonly string[];
+}
+
+export interface ClientStart {
+  /** Connect over https with these files (paths) instead of http:// with --insecure. */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /** The server's host (default 127.0.0.1). */
+  readonly host?: string;
+  /** Run the command through this prefix, e.g. ["ip", "netns", "exec", "ns"]. */
+  readonly wrap?: readonly string[];
+}
+
+/** spawn() of `node bin/safl.js <args>`, optionally through a prefix command. */
+function spawnSafl(args: readonly string[], wrap: readonly string[] = []): ChildProcess {
+  const argv = [...wrap, process.execPath, safl, ...args];
+  return spawn(argv[0]!, argv.slice(1), { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+}
+
 export class Harness {
   private readonly procs = new Set<ChildProcess>();
 
@@ -41,8 +71,11 @@ export class Harness {
     return path;
   }
 
-  server(args: readonly string[], listen = "127.0.0.1:0"): ServerProc {
-    const proc = spawn(process.execPath, [safl, "server", "--json", "--insecure", "--listen", listen, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  server(args: readonly string[], listen = "127.0.0.1:0", start: ServerStart = {}): ServerProc {
+    const transport = start.tls
+      ? ["--tls-cert", start.tls.cert, "--tls-key", start.tls.key, ...(start.tls.clientCa !== undefined ? ["--tls-client-ca", start.tls.clientCa] : [])]
+      : ["--insecure"];
+    const proc = spawnSafl(["server", "--json", ...transport, "--listen", listen, ...args], start.wrap);
     this.procs.add(proc);
     const lines: string[] = [];
     const watchers: { re: RegExp; resolve: (l: string) => void }[] = [];
@@ -75,6 +108,8 @@ export class Harness {
     };
     proc.stdout!.on("data", onData);
     proc.stderr!.on("data", onData);
+    // A server that is meant to fail before listening must not leave an unhandled rejection.
+    port.catch(() => undefined);
     const exited = new Promise<number | null>((resolve) =>
       proc.once("exit", (code) => {
         this.procs.delete(proc);
@@ -103,11 +138,13 @@ export class Harness {
     };
   }
 
-  client(port: number, token: string, args: readonly string[]): { proc: ChildProcess; exited: Promise<number | null>; output: () => string } {
-    const proc = spawn(process.execPath, [safl, "client", "--server", `http://127.0.0.1:${port}`, "--insecure", "--token", token, "--threads", "1", ...args], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+  client(port: number, token: string, args: readonly string[], start: ClientStart = {}): { proc: ChildProcess; exited: Promise<number | null>; output: () => string } {
+    const host = start.host ?? "127.0.0.1";
+    const t = start.tls;
+    const transport = t
+      ? ["--server", `https://${host}:${port}`, ...(t.ca !== undefined ? ["--ca", t.ca] : []), ...(t.cert !== undefined ? ["--cert", t.cert] : []), ...(t.key !== undefined ? ["--key", t.key] : [])]
+      : ["--server", `http://${host}:${port}`, "--insecure"];
+    const proc = spawnSafl(["client", ...transport, ...(token ? ["--token", token] : []), "--threads", "1", ...args], start.wrap);
     this.procs.add(proc);
     let out = "";
     proc.stdout!.on("data", (c: Buffer) => (out += c.toString()));
@@ -140,4 +177,39 @@ export interface RunOutput {
 export async function readRun(dir: string): Promise<RunOutput> {
   const text = await readFile(join(dir, "metrics.jsonl"), "utf8");
   return { records: text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>), model: await readFile(join(dir, "model", "model.safetensors")) };
+}
+
+/**
+ * A client that joins (as partition `partition`), keeps its session alive with heartbeats and pulls
+ * its tasks, but never answers one: a device that went silent mid-run without disconnecting.
+ */
+export async function silentClient(port: number, token: string, partition: number): Promise<() => void> {
+  const { createClient } = await import("@connectrpc/connect");
+  const { createGrpcTransport } = await import("@connectrpc/connect-node");
+  const { FederationService } = await import("../src/net/gen/safl/v1/federation_pb.js");
+  const { PROTOCOL_VERSION } = await import("../src/net/protocol.js");
+  const transport = createGrpcTransport({
+    baseUrl: `http://127.0.0.1:${port}`,
+    interceptors: [(next) => (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    }],
+  });
+  const c = createClient(FederationService, transport);
+  const j = await c.join({ protocolVersion: PROTOCOL_VERSION, partitionRequest: String(partition), device: { kind: "silent", threads: 1, platform: "test" } });
+  let stopped = false;
+  const loop = async () => {
+    while (!stopped) {
+      try {
+        await c.heartbeat({ sessionId: j.sessionId });
+        await c.pullTask({ sessionId: j.sessionId, waitMs: 1000 });
+      } catch {
+        if (!stopped) await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  };
+  void loop();
+  return () => {
+    stopped = true;
+  };
 }

@@ -13,7 +13,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Harness, readRun } from "./deploy-harness.js";
+import { Harness, readRun, silentClient } from "./deploy-harness.js";
 
 const base = {
   seed: 3,
@@ -103,5 +103,73 @@ describe("server crash", { timeout: 600_000 }, () => {
     const dep = await readRun(out);
     assert.deepEqual(dep.records.map(strip), sim.records.map(strip), `failures: ${JSON.stringify(dep.records.map((r) => r["failures"]))}\nserver:\n${server.lines.slice(-40).join("\n")}`);
     assert.ok(dep.model.equals(sim.model), "the final global model is bit-identical");
+  });
+});
+
+describe("client crash and dropouts", { timeout: 600_000 }, () => {
+  test("kill -9 of a client between rounds: the next round closes at its deadline with the rest; restarted, it rejoins with its cached base and is used again", async () => {
+    const cfg = {
+      ...base,
+      rounds: 5,
+      clients: { count: 4, perRound: 4, partition: "iid" },
+      strategy: { name: "sa-fedlora", initiating: { rounds: 1 }, adapter: { initRank: 2, targetRank: 1 }, heatRounds: 1, coolRounds: 1 },
+      deployment: { heartbeatSeconds: 2, roundTimeoutSeconds: 8, minReplyFraction: 0.5 },
+    };
+    const cfgPath = await h.writeConfig("dropout.json", cfg);
+    const tokens = await h.tokens(["d0", "d1", "d2", "d3"]);
+    const state = join(dir, "dropout.db");
+    const out = join(dir, "dropout-out");
+    const server = h.server(["--config", cfgPath, "--state", state, "--out", out, "--tokens", tokens.file]);
+    const port = await server.port;
+    const cache = (i: number) => join(dir, "dropout-cache", String(i));
+    const start = (i: number) => h.client(port, tokens.tokens.get(`d${i}`)!, ["--dataset", "mnist", "--partition", String(i), "--cache", cache(i)]);
+    const clients = [0, 1, 2, 3].map(start);
+    // Round 2 is the first annealing round: every client received base version 1 with it.
+    await server.waitFor(/"round":\{"round":2,/);
+    clients[2]!.proc.kill("SIGKILL");
+    await clients[2]!.exited;
+    const r3 = JSON.parse(await server.waitFor(/"round":\{"round":3,/)) as { round: { failures: { clientId: string; code: string }[]; clients: { accepted: string[] } } };
+    assert.deepEqual(r3.round.failures.map((f) => [f.clientId, f.code]), [["client-0002", "deadline-exceeded"]]);
+    assert.equal(r3.round.clients.accepted.length, 3);
+    const again = start(2);
+    const code = await server.exited;
+    assert.equal(code, 0, server.lines.slice(-20).join("\n"));
+    assert.equal(await again.exited, 0, again.output());
+    await Promise.all([0, 1, 3].map((i) => clients[i]!.exited));
+    const run = await readRun(out);
+    const later = run.records.filter((r) => (r["round"] as number) > 3);
+    assert.ok(later.some((r) => (r["clients"] as { accepted: string[] }).accepted.includes("client-0002")), "the restarted client is used again");
+    for (const r of later) assert.deepEqual(r["failures"], [], `round ${r["round"]}: no missing-base failure, the base was cached`);
+    assert.doesNotMatch(again.output(), /backbone .* downloaded/, "the restarted client did not download the backbone again");
+  });
+
+  test("with 30% of the clients never answering, the run completes (short rounds are retried with a fresh sample)", async () => {
+    const cfg = {
+      ...base,
+      rounds: 3,
+      clients: { count: 10, perRound: 5, partition: "iid" },
+      strategy: { name: "fedavg" },
+      deployment: { heartbeatSeconds: 2, roundTimeoutSeconds: 6, minReplyFraction: 0.5, maxRoundAttempts: 6 },
+    };
+    const cfgPath = await h.writeConfig("silent.json", cfg);
+    const ids = Array.from({ length: 10 }, (_, i) => `s${i}`);
+    const tokens = await h.tokens(ids);
+    const server = h.server(["--config", cfgPath, "--state", join(dir, "silent.db"), "--out", join(dir, "silent-out"), "--tokens", tokens.file]);
+    const port = await server.port;
+    // Partitions 0-6 answer (one process, seven identities); 7-9 join, heartbeat and never answer.
+    const file = await h.writeConfig("silent-tokens.json", Object.fromEntries([0, 1, 2, 3, 4, 5, 6].map((i) => [String(i), tokens.tokens.get(`s${i}`)!])));
+    const answering = h.client(port, "", ["--dataset", "mnist", "--partition", "0-6", "--tokens-file", file, "--cache", join(dir, "silent-cache")]);
+    const stops = await Promise.all([7, 8, 9].map((i) => silentClient(port, tokens.tokens.get(`s${i}`)!, i)));
+    const code = await server.exited;
+    assert.equal(code, 0, server.lines.slice(-30).join("\n"));
+    assert.equal(await answering.exited, 0, answering.output());
+    for (const stop of stops) stop();
+    const run = await readRun(join(dir, "silent-out"));
+    assert.equal(run.records.length, 3);
+    const silentFailures = run.records.flatMap((r) => [...((r["failures"] as { clientId: string; code: string }[]) ?? []), ...(((r["retriedAttempts"] as { failures: { clientId: string; code: string }[] }[]) ?? []).flatMap((a) => a.failures))]);
+    for (const f of silentFailures) {
+      assert.match(f.clientId, /client-000[789]/);
+      assert.equal(f.code, "deadline-exceeded");
+    }
   });
 });

@@ -55,6 +55,7 @@ import {
   TaskKind,
 } from "./gen/safl/v1/federation_pb.js";
 import { CHUNK_BYTES, FRAME_PREFIX_BYTES, failureCodeToProto, MAX_MESSAGE_BYTES, MAX_PULL_WAIT_MS, PROTOCOL_VERSION } from "./protocol.js";
+import { tlsFailureMessage } from "./tls-errors.js";
 import { parseToken, redact } from "./tokens.js";
 
 /** One identity the process plays: its bearer token and, for a demo client, the partition it asks for. */
@@ -74,6 +75,9 @@ export interface ClientOptions {
   readonly dataset?: string;
   /** PEM certificate(s) to trust for an https server (default: the system's CAs). */
   readonly ca?: string | Uint8Array;
+  /** PEM client certificate (chain) and its private key, for a server that requires mutual TLS. */
+  readonly cert?: string | Uint8Array;
+  readonly key?: string | Uint8Array;
   /** Allow a cleartext http:// server (h2c). TLS verification is never turned off. */
   readonly insecure?: boolean;
   /** Cache directory (default `$XDG_CACHE_HOME/safl` or `~/.cache/safl`). */
@@ -130,6 +134,8 @@ export const CLIENT_EXIT_CODES: Readonly<Record<ClientExitReason, number>> = {
 
 const DEFAULT_PULL_WAIT_MS = 20_000;
 const CALL_TIMEOUT_MS = 120_000;
+/** How much longer than its wait a PullTask may take before it counts as lost. */
+const PULL_MARGIN_MS = 15_000;
 const HEARTBEAT_TIMEOUT_MS = 15_000;
 const LEAVE_TIMEOUT_MS = 5_000;
 const MAX_IDLE_WAIT_MS = 60_000;
@@ -399,7 +405,6 @@ class IdentityLoop {
   readonly traffic: Traffic = { down: 0, up: 0 };
   private readonly rpc: Client<typeof FederationService>;
   private sessionId = "";
-  private joined: JoinResponse | undefined;
   private ctx: ClientContext | undefined;
   private storage: DiskBaseStore | undefined;
   private setupValue: Setup | undefined;
@@ -410,6 +415,8 @@ class IdentityLoop {
   private outage: { start: number; attempt: number } | undefined;
   private readonly replies = new Map<string, CachedReply>();
   private rejoins = { count: 0, lastMs: 0 };
+  /** The PullTask in flight, which a heartbeat may cut short. */
+  private poll: AbortController | undefined;
   private backboneFailures = 0;
   clientId = "";
   tasks = 0;
@@ -482,16 +489,19 @@ class IdentityLoop {
   // ---- calls ----
 
   /** One RPC, retried with backoff while the network or the server is unavailable. */
-  private async call<T>(what: string, fn: (o: CallOptions) => Promise<T>, opts: { timeoutMs?: number; transient?: readonly Code[] } = {}): Promise<T> {
+  private async call<T>(what: string, fn: (o: CallOptions) => Promise<T>, opts: { timeoutMs?: number; transient?: readonly Code[]; poll?: AbortController } = {}): Promise<T> {
     for (;;) {
       if (this.shared.signal.aborted) throw new Stopped();
       try {
-        const r = await fn({ signal: this.shared.signal, timeoutMs: opts.timeoutMs ?? CALL_TIMEOUT_MS });
+        const r = await fn({ signal: opts.poll?.signal ?? this.shared.signal, timeoutMs: opts.timeoutMs ?? CALL_TIMEOUT_MS });
         this.outage = undefined;
         return r;
       } catch (e) {
         if (this.shared.signal.aborted) throw new Stopped();
+        if (opts.poll?.signal.aborted) throw new Rejoin("a heartbeat found the session unknown to the server");
         const ce = ConnectError.from(e);
+        const tls = tlsFailureMessage(ce, this.shared.opts.server);
+        if (tls !== undefined) throw new Fatal("invalid", tls);
         if (ce.code === Code.Unauthenticated) {
           throw new Fatal("unauthenticated", `the server refused the token of client "${this.tokenId}" (safl_${this.tokenId}_…): ${redact(ce.rawMessage)}`);
         }
@@ -562,7 +572,6 @@ class IdentityLoop {
       throw new Fatal("refused", `the server speaks protocol version ${res.protocolVersion}, this client ${PROTOCOL_VERSION} (run the same sa-fedlora release on both)`);
     }
     this.sessionId = res.sessionId;
-    this.joined = res;
     this.clientId = res.clientId;
     this.chunkBytes = Math.min(res.maxChunkBytes > 0 ? res.maxChunkBytes : CHUNK_BYTES, CHUNK_BYTES);
     this.heartbeatSeconds = res.heartbeatSeconds > 0 ? res.heartbeatSeconds : 10;
@@ -694,8 +703,10 @@ class IdentityLoop {
         { timeoutMs: HEARTBEAT_TIMEOUT_MS, signal: this.shared.signal },
       );
       if (r.heartbeatSeconds > 0) this.heartbeatSeconds = r.heartbeatSeconds;
-    } catch {
-      // The task loop meets the same problem on its next call and handles it there.
+    } catch (e) {
+      // The task loop meets other problems on its next call; a long poll it would wait out.
+      const ce = ConnectError.from(e);
+      if (isUnknownSession(ce) || ce.code === Code.Unauthenticated) this.poll?.abort();
     }
     // Still the current schedule (not stopped or restarted meanwhile): go on.
     if (timer === this.heartbeatTimer && !this.shared.signal.aborted) this.scheduleHeartbeat();
@@ -707,7 +718,19 @@ class IdentityLoop {
     const waitMs = this.shared.pullWaitMs;
     for (;;) {
       this.setStatus(ClientState.IDLE, this.status.round);
-      const r = await this.call("PullTask", (o) => this.rpc.pullTask({ sessionId: this.sessionId, waitMs }, o), { timeoutMs: waitMs + CALL_TIMEOUT_MS });
+      // A long poll can be cut by a heartbeat that finds the session gone (the server restarted
+      // under a poll whose stream never failed), and it times out soon after the server's longest wait.
+      const poll = new AbortController();
+      const onStop = () => poll.abort();
+      this.shared.signal.addEventListener("abort", onStop, { once: true });
+      this.poll = poll;
+      let r: Awaited<ReturnType<typeof this.rpc.pullTask>>;
+      try {
+        r = await this.call("PullTask", (o) => this.rpc.pullTask({ sessionId: this.sessionId, waitMs }, o), { timeoutMs: Math.max(waitMs, 1000) + PULL_MARGIN_MS, poll });
+      } finally {
+        this.poll = undefined;
+        this.shared.signal.removeEventListener("abort", onStop);
+      }
       const outcome = r.outcome;
       if (outcome.case === "task") await this.runTask(outcome.value);
       else if (outcome.case === "idle") await sleep(Math.min(outcome.value.retryAfterMs, MAX_IDLE_WAIT_MS), this.shared.signal);
@@ -932,8 +955,9 @@ function checkOptions(opts: ClientOptions): void {
 export async function runClient(opts: ClientOptions): Promise<ClientExit> {
   checkOptions(opts);
   const shared = new Shared(opts);
-  const ca = opts.ca === undefined ? undefined : typeof opts.ca === "string" ? opts.ca : Buffer.from(opts.ca);
-  const manager = new Http2SessionManager(opts.server, { pingIntervalMs: 30_000, pingTimeoutMs: 15_000 }, ca !== undefined ? { ca } : {});
+  const pem = (x: string | Uint8Array | undefined) => (x === undefined || typeof x === "string" ? x : Buffer.from(x));
+  const tls = { ca: pem(opts.ca), cert: pem(opts.cert), key: pem(opts.key) };
+  const manager = new Http2SessionManager(opts.server, { pingIntervalMs: 30_000, pingTimeoutMs: 15_000 }, Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)));
   const loops = opts.identities.map((id) => new IdentityLoop(shared, id, manager));
   let outcomes: Outcome[];
   try {
@@ -945,7 +969,7 @@ export async function runClient(opts: ClientOptions): Promise<ClientExit> {
         return o;
       }),
     );
-    if (shared.signal.aborted) shared.emit({ event: "stopping" }, "stopping (waiting for local work in progress to end)");
+    if (opts.signal?.aborted) shared.emit({ event: "stopping" }, "stopping (waiting for local work in progress to end)");
     await shared.close();
   } finally {
     manager.abort();

@@ -203,7 +203,7 @@ export class FederationHub {
     this.opts.state.touchClient(gridId, s.lastSeenMs);
     // Tasks handed to the old session go back to the queue: the new one pulls them again.
     for (const t of this.tasks.values()) if (t.gridId === gridId && !t.settled && t.handedOut) this.requeue(t);
-    this.opts.log(`joined: ${gridId}${gridId !== tokenId ? ` (token ${tokenId})` : ""}, ${s.device.kind || "unknown device"}${s.device.threads ? `, ${s.device.threads} threads` : ""}`);
+    this.opts.log(`joined: ${gridId}${gridId !== tokenId ? ` (token ${tokenId})` : ""}, ${s.device.kind || "unknown device"}${s.device.threads ? `, ${s.device.threads} threads` : ""}, from ${remote}`);
     return {
       session: s,
       response: {

@@ -9,8 +9,10 @@
  * every user of the machine (ps); --tokens-file is read, never printed.
  */
 import { readFile } from "node:fs/promises";
+import { createSecureContext } from "node:tls";
 import { argError, ErrorCode, SaflError } from "../../errors.js";
 import { type ClientIdentity, runClient } from "../../net/client.js";
+import { opensslReason } from "../../net/tls-errors.js";
 import { defaultCacheDir } from "../../net/client-cache.js";
 import { defineFlags, withDefault } from "../args.js";
 import { type CommandInput, defineCommand } from "../command.js";
@@ -25,6 +27,8 @@ const flags = defineFlags({
     description: 'JSON {"<partition>": "<token>", ...}: one token per partition of --partition (several identities in one process)',
   },
   ca: { type: "string", value: "<ca.pem>", defaultText: "the system's CAs", description: "PEM certificate(s) to trust for the server's TLS certificate (a private CA)" },
+  cert: { type: "string", value: "<client.pem>", description: "client certificate (PEM, chain) for a server that requires mutual TLS (safl server --tls-client-ca)" },
+  key: { type: "string", value: "<client.key>", description: "private key (PEM) of --cert" },
   insecure: { type: "boolean", description: "allow a cleartext http:// server (h2c), for local tests; TLS verification is never turned off" },
   cache: { type: "string", value: "<dir>", defaultText: "~/.cache/safl", description: "cache of the backbone and the run's frozen bases (kept across restarts)" },
   threads: withDefault(THREADS, 1),
@@ -38,12 +42,12 @@ const flags = defineFlags({
 export const clientCommand = defineCommand({
   name: "client",
   summary: "join a federated server and train until the run is over",
-  usage: "--server <url> [--token <token>] (--partition I | --data-dir D) [--ca ca.pem] [--insecure] [--cache DIR] [--threads N] [--json]",
+  usage: "--server <url> [--token <token>] (--partition I | --data-dir D) [--ca ca.pem] [--cert client.pem --key client.key] [--insecure] [--cache DIR] [--threads N] [--json]",
   description: `Joins the server's run, downloads its backbone once into the cache (resuming an interrupted download), then pulls tasks, trains locally and uploads the replies, printing one line per task on stderr. Connection problems are retried with backoff for as long as it takes (or --max-retry-seconds); a server restart is joined again. Ctrl-C leaves the run cleanly.
 
 With --partition I the client plays virtual client I of the run's simulation (client-000I): the same data, the same seeds, the same replies.`,
   epilog:
-    "Exit codes: 0 the run finished (or the client was stopped); 2 the token was refused, or the flags, data or partition do not fit the run; 5 the server refused the Join (protocol version, backbone, partition taken); 8 the server stayed unreachable for --max-retry-seconds.",
+    "Exit codes: 0 the run finished (or the client was stopped); 2 the token was refused, the flags, data or partition do not fit the run, or TLS failed (the server's certificate is not trusted, or the server wants a client certificate); 5 the server refused the Join (protocol version, backbone, partition taken); 8 the server stayed unreachable for --max-retry-seconds.",
   flags,
   run: client,
 });
@@ -76,6 +80,14 @@ async function readTokensFile(file: string): Promise<Map<number, string>> {
   return out;
 }
 
+async function readPem(path: string, flag: string): Promise<string> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (e) {
+    throw new SaflError(ErrorCode.Io, `cannot read --${flag} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 async function client({ values: v }: CommandInput<typeof flags>): Promise<number> {
   if (v.partition !== undefined && v["data-dir"] !== undefined) throw argError("client: --partition and --data-dir exclude each other (a demo partition, or your own data)");
   if (v.partition === undefined && v["data-dir"] === undefined) throw argError("client: pass --partition I (a demo partition of the run) or --data-dir D (your own data)");
@@ -97,9 +109,17 @@ async function client({ values: v }: CommandInput<typeof flags>): Promise<number
     if (partitions.length > 1) throw argError("client: several partitions need one token each: pass --tokens-file");
     identities = [{ token: single, ...(partitions[0] !== undefined ? { partition: partitions[0] } : {}) }];
   }
-  const ca = v.ca === undefined ? undefined : await readFile(v.ca, "utf8").catch((e: NodeJS.ErrnoException) => {
-    throw new SaflError(ErrorCode.Io, `cannot read --ca ${v.ca}: ${e.code ?? e.message}`);
-  });
+  const ca = v.ca === undefined ? undefined : await readPem(v.ca, "ca");
+  if ((v.cert === undefined) !== (v.key === undefined)) throw argError("client: --cert and --key go together (a client certificate and its private key)");
+  const cert = v.cert === undefined ? undefined : await readPem(v.cert, "cert");
+  const key = v.key === undefined ? undefined : await readPem(v.key, "key");
+  try {
+    // Unreadable PEM or a key that does not belong to the certificate: say so now, not at the first call.
+    createSecureContext({ ...(ca !== undefined ? { ca } : {}), ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}) });
+  } catch (e) {
+    const reason = opensslReason((e as Error).message);
+    throw argError(`client: --ca/--cert/--key: ${reason === "key values mismatch" ? "the --key does not belong to the --cert" : reason}`);
+  }
 
   const controller = new AbortController();
   let signals = 0;
@@ -121,6 +141,7 @@ async function client({ values: v }: CommandInput<typeof flags>): Promise<number
       ...(v["data-dir"] !== undefined ? { dataDir: v["data-dir"] } : {}),
       ...(v.dataset !== undefined ? { dataset: v.dataset } : {}),
       ...(ca !== undefined ? { ca } : {}),
+      ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
       insecure: v.insecure,
       cacheDir: v.cache ?? defaultCacheDir(),
       threads: v.threads,
