@@ -33,6 +33,9 @@ const failureOf = (r: GridReply) => ("failure" in r ? r.failure : undefined);
 export function gridContract(name: string, make: () => Promise<GridContractSetup>): void {
   describe(`Grid contract: ${name}`, () => {
     let s: GridContractSetup;
+    // Rounds only go forward, as the driver's do (a network grid persists each training round).
+    let round = 0;
+    const next = () => ++round;
     before(async () => {
       s = await make();
     });
@@ -49,7 +52,8 @@ export function gridContract(name: string, make: () => Promise<GridContractSetup
 
     test("one reply per request, in request order, each a reply of the round for its client", async () => {
       const ids = [...s.clientIds].slice(0, 3).reverse();
-      const reqs: GridRequest[] = ids.map((clientId) => ({ clientId, payload: s.trainRequest(clientId, 1) }));
+      const round1 = next();
+      const reqs: GridRequest[] = ids.map((clientId) => ({ clientId, payload: s.trainRequest(clientId, round1) }));
       const replies = await s.grid.send(reqs);
       assert.equal(replies.length, reqs.length);
       replies.forEach((r, i) => {
@@ -57,7 +61,7 @@ export function gridContract(name: string, make: () => Promise<GridContractSetup
         assert.ok("payload" in r, `client ${ids[i]} failed: ${JSON.stringify(failureOf(r))}`);
         const msg = decodeMessage(r.payload);
         assert.equal(msg.kind, "reply");
-        assert.equal(msg.round, 1);
+        assert.equal(msg.round, round1);
         assert.equal(msg.clientId, ids[i]);
         assert.equal(msg.failure, undefined);
         assert.ok((msg.sampleCount ?? 0) > 0);
@@ -66,7 +70,7 @@ export function gridContract(name: string, make: () => Promise<GridContractSetup
 
     test("the same request twice gives the same reply bytes", async () => {
       const id = s.clientIds[0]!;
-      const req = { clientId: id, payload: s.trainRequest(id, 2) };
+      const req = { clientId: id, payload: s.trainRequest(id, next()) };
       const [a] = await s.grid.send([req]);
       const [b] = await s.grid.send([req]);
       assert.ok(a && b && "payload" in a && "payload" in b);
@@ -75,9 +79,10 @@ export function gridContract(name: string, make: () => Promise<GridContractSetup
 
     test("an unknown client is an 'unavailable' failure, and the others still answer", async () => {
       const known = s.clientIds[0]!;
+      const r = next();
       const replies = await s.grid.send([
-        { clientId: "no-such-client", payload: s.trainRequest(known, 1) },
-        { clientId: known, payload: s.trainRequest(known, 1) },
+        { clientId: "no-such-client", payload: s.trainRequest(known, r) },
+        { clientId: known, payload: s.trainRequest(known, r) },
       ]);
       assert.equal(failureOf(replies[0]!)?.code, "unavailable");
       assert.ok("payload" in replies[1]!);
@@ -93,7 +98,7 @@ export function gridContract(name: string, make: () => Promise<GridContractSetup
     test("a deadline in the past: every request is 'deadline-exceeded', at once", async () => {
       const t = Date.now();
       const replies = await s.grid.send(
-        s.clientIds.slice(0, 2).map((clientId) => ({ clientId, payload: s.trainRequest(clientId, 1) })),
+        s.clientIds.slice(0, 2).map((clientId) => ({ clientId, payload: s.trainRequest(clientId, next()) })),
         { deadlineMs: Date.now() - 1 },
       );
       assert.deepEqual(
@@ -106,13 +111,13 @@ export function gridContract(name: string, make: () => Promise<GridContractSetup
     test("an aborted signal: requests are 'unavailable'", async () => {
       const ac = new AbortController();
       ac.abort();
-      const replies = await s.grid.send([{ clientId: s.clientIds[0]!, payload: s.trainRequest(s.clientIds[0]!, 1) }], { signal: ac.signal });
+      const replies = await s.grid.send([{ clientId: s.clientIds[0]!, payload: s.trainRequest(s.clientIds[0]!, next()) }], { signal: ac.signal });
       assert.equal(failureOf(replies[0]!)?.code, "unavailable");
     });
 
     test("after close(): send answers 'unavailable' instead of throwing; close() again resolves", async () => {
       await s.grid.close();
-      const replies = await s.grid.send([{ clientId: s.clientIds[0]!, payload: s.trainRequest(s.clientIds[0]!, 1) }]);
+      const replies = await s.grid.send([{ clientId: s.clientIds[0]!, payload: s.trainRequest(s.clientIds[0]!, next()) }]);
       assert.equal(failureOf(replies[0]!)?.code, "unavailable");
       await s.grid.close();
     });

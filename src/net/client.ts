@@ -524,11 +524,14 @@ class IdentityLoop {
     const ceiling = Math.min(this.shared.capMs, this.shared.baseMs * 2 ** Math.min(this.outage.attempt, 30));
     let delay = Math.random() * ceiling;
     if (max !== undefined) delay = Math.min(delay, max * 1000 - elapsedMs);
-    this.outage.attempt++;
-    this.shared.emit(
-      { event: "retry", clientId: this.clientId, call: what, code: codeName(ce.code), message: redact(ce.rawMessage), attempt: this.outage.attempt, delayMs: Math.round(delay) },
-      `${this.who}: ${what} failed (${codeName(ce.code)}: ${redact(ce.rawMessage)}); retrying in ${(delay / 1000).toFixed(1)} s`,
-    );
+    const attempt = ++this.outage.attempt;
+    // Text lines thin out over a long outage (attempts 1, 2, 4, 8, ...); JSON lines record every retry.
+    if (this.shared.opts.json || (attempt & (attempt - 1)) === 0) {
+      this.shared.emit(
+        { event: "retry", clientId: this.clientId, call: what, code: codeName(ce.code), message: redact(ce.rawMessage), attempt, delayMs: Math.round(delay) },
+        `${this.who}: ${what} failed (${codeName(ce.code)}: ${redact(ce.rawMessage)}); retrying in ${(delay / 1000).toFixed(1)} s${attempt > 1 ? ` (attempt ${attempt}, ${(elapsedMs / 1000).toFixed(0)} s without the server)` : ""}`,
+      );
+    }
     await sleep(delay, this.shared.signal);
     if (this.shared.signal.aborted) throw new Stopped();
   }

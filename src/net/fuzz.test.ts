@@ -20,6 +20,7 @@
  * (the requests of op i depend only on the seed and i; sessions are resolved when an op runs).
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import { gzipSync, gunzipSync } from "node:zlib";
 import { after, before, describe, test } from "node:test";
@@ -303,6 +304,8 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
   const objects = new Map<string, Uint8Array>();
   const accepted = new Map<string, { ident: string; op: number; via: string; sha256?: string; payload?: Uint8Array; failure?: FailureCode }>();
   const findings: Finding[] = [];
+  /** What each multi-request op decided, for the report of a finding. */
+  const opNotes = new Map<number, string>();
   const stats = new Map<string, number>();
   const errorMessages: string[] = [];
   let pending: Promise<GridReply[]>;
@@ -537,7 +540,7 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
 
   const bump = (key: string) => stats.set(key, (stats.get(key) ?? 0) + 1);
   const finding = (op: number, via: string, method: string, request: unknown, t: TokenChoice | undefined, got: string) => {
-    findings.push({ op, via, method, request: typeof request === "string" ? request : json(request), headers: t ? `authorization: ${t.label}` : "", got });
+    findings.push({ op, via, method, request: typeof request === "string" ? request : json(request), headers: t ? `authorization: ${t.label}` : "", got: opNotes.has(op) ? `${got} [${opNotes.get(op)}]` : got });
   };
 
   /** Checks a successful answer against what the fuzzer knows; returns a reason if it should not have succeeded. */
@@ -662,6 +665,7 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     const payload = rng.chance(0.85) ? mutate(rng, base) : base;
     let mode = rng.weighted<string>([[50, "correct"], [15, "wrong-sha"], [15, "truncated"], [5, "overrun"], [10, "wrong-offset"], [5, "reset"]]);
     if (mode === "correct" && ownsProtected(t, sessionId, taskId)) mode = "wrong-sha";
+    opNotes.set(op, `reply-upload target ${target} as ${t.label} on session ${sessionId.slice(0, 12)} (${owner.get(sessionId)?.ident ?? "?"}), mode ${mode}`);
     const objectId = mode === "wrong-sha" ? sha256Hex(concat(payload, Uint8Array.of(1))) : sha256Hex(payload);
     const pieces = 1 + rng.int(4);
     const size = Math.max(1, Math.ceil(payload.length / pieces));
@@ -928,6 +932,7 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
       kinds.set(k, (kinds.get(k) ?? 0) + 1);
     }
     ctx.diagnostic(`findings by kind: ${json([...kinds.entries()])}`);
+    if (process.env.SAFL_FUZZ_REPORT) writeFileSync(process.env.SAFL_FUZZ_REPORT, `${findings.map((x) => json(x)).join("\n")}\n`);
     const shown = findings.slice(0, 25).map((x) => `  op ${x.op} ${x.via} ${x.method} [${x.headers}] -> ${x.got}\n    request: ${x.request}`);
     assert.equal(findings.length, 0, `${findings.length} unexpected outcomes (seed 0x${SEED.toString(16)}):\n${shown.join("\n")}`);
     assert.ok(sent >= Math.min(MESSAGES, 10_000), `only ${sent} requests in ${stormMs} ms`);

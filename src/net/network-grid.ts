@@ -74,14 +74,18 @@ export class NetworkGrid implements Grid {
     const purpose = opts.purpose ?? "train";
     const attempt = opts.attempt ?? 1;
     const deadlineMs = opts.deadlineMs ?? Date.now() + this.opts.defaultTimeoutSeconds * 1000;
-    const tasks: HubTask[] = requests.map((r) => {
+    // A client that never joined cannot answer before any deadline: fail it now, like an unknown address.
+    const known = new Set(this.opts.hub.sessionList().map((s) => s.gridId));
+    const reachable = requests.filter((r) => known.has(r.clientId));
+    const tasks: HubTask[] = reachable.map((r) => {
       const round = roundOf(r.payload);
       const requestId = sha256Hex(r.payload);
       const taskId = createHash("sha256").update(`${this.opts.runId}/${purpose}/${round}/${attempt}/${r.clientId}/${requestId}`).digest("hex").slice(0, 32);
-      return { taskId, gridId: r.clientId, round, attempt, kind: purpose, requestId, request: r.payload, deadlineMs, persist: purpose === "train" };
+      // Only a real round's training replies go to the state file (a request that is no wire message still reaches the client, which answers it with a failure).
+      return { taskId, gridId: r.clientId, round, attempt, kind: purpose, requestId, request: r.payload, deadlineMs, persist: purpose === "train" && round > 0 };
     });
     let done = new Map<string, Uint8Array>();
-    if (purpose === "train" && tasks.length > 0) {
+    if (purpose === "train" && tasks.length > 0 && tasks[0]!.persist) {
       const round = tasks[0]!.round;
       const open = this.opts.state.openRoundState();
       const same = open !== undefined && open.round === round && open.attempt === attempt && open.tasks.length === tasks.length && open.tasks.every((t, i) => t.taskId === tasks[i]!.taskId);
@@ -89,14 +93,17 @@ export class NetworkGrid implements Grid {
         done = new Map(this.opts.state.acceptedReplies().map((a) => [a.taskId, a.payload]));
         if (done.size > 0) this.opts.log(`round ${round}: ${done.size} of ${tasks.length} replies were committed before the restart`);
       } else {
-        this.opts.state.openRound({ round, attempt, sampled: requests.map((r) => r.clientId), tasks: tasks.map((t) => ({ taskId: t.taskId, clientId: t.gridId, requestObjectId: t.requestId })), deadlineMs });
+        this.opts.state.openRound({ round, attempt, sampled: requests.map((r) => r.clientId), tasks: tasks.filter((t) => t.persist).map((t) => ({ taskId: t.taskId, clientId: t.gridId, requestObjectId: t.requestId })), deadlineMs });
       }
     }
     const outcomes = await this.opts.hub.dispatch(tasks, done, opts.signal);
-    return outcomes.map((o, i): GridReply => {
-      const t = tasks[i]!;
+    const byClient = new Map(tasks.map((t, i) => [t.gridId, { t, o: outcomes[i]! }]));
+    return requests.map((r): GridReply => {
+      const hit = byClient.get(r.clientId);
+      if (!hit) return { clientId: r.clientId, failure: { code: "unavailable", message: `no client "${r.clientId}" has joined this run` } };
+      const { t, o } = hit;
       if ("payload" in o) return { clientId: t.gridId, payload: o.payload, transport: taskTransportCost(SESSION_ID, t.taskId, t.round, t.request.length, o.payload.length, t.deadlineMs) };
-      if (purpose === "train") this.opts.state.recordFailure({ taskId: t.taskId, clientId: t.gridId, code: o.failure.code, message: o.failure.message });
+      if (t.persist) this.opts.state.recordFailure({ taskId: t.taskId, clientId: t.gridId, code: o.failure.code, message: o.failure.message });
       // What a failed task moved is not a round's payload; it shows in the hub's measured totals.
       return { clientId: t.gridId, failure: o.failure, transport: { down: 0, up: 0 } };
     });
@@ -114,7 +121,7 @@ export class NetworkGrid implements Grid {
 
 /** The round number of an encoded message (fl/wire header: u32 little-endian at byte 8). */
 function roundOf(payload: Uint8Array): number {
-  if (payload.length < 12) throw new SaflError(ErrorCode.InvalidArgument, `a request of ${payload.length} bytes is not a wire message`);
+  if (payload.length < 12) return 0;
   return new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(8, true);
 }
 

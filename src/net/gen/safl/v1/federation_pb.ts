@@ -41,8 +41,8 @@ export const file_safl_v1_federation: GenFile = /*@__PURE__*/
  */
 export type JoinRequest = Message<"safl.v1.JoinRequest"> & {
   /**
-   * The protocol version the client speaks (this file's revision; currently 1). A server that
-   * cannot speak it refuses with FAILED_PRECONDITION.
+   * The protocol version the client speaks (src/net/protocol.ts PROTOCOL_VERSION: 1000 + the wire
+   * format's version). A server of another version refuses with FAILED_PRECONDITION.
    *
    * @generated from field: uint32 protocol_version = 1;
    */
@@ -50,7 +50,8 @@ export type JoinRequest = Message<"safl.v1.JoinRequest"> & {
 
   /**
    * Lowercase hex SHA-256 (64 characters) of the backbone checkpoint the client holds, or empty if
-   * it holds none. When it differs from the server's, the client downloads JoinResponse.backbone_object.
+   * it holds none. A non-empty hash that differs from the run's is refused with FAILED_PRECONDITION
+   * (the client holds another model); with an empty one the client downloads backbone_object.
    *
    * @generated from field: string backbone_sha256 = 2;
    */
@@ -416,7 +417,8 @@ export type Task = Message<"safl.v1.Task"> & {
   round: number;
 
   /**
-   * 0 for the first assignment of this client's part of the round, counting up on each retry.
+   * 1 for the round's first try, 2, 3, ... when the round is retried with a fresh sample after too
+   * few replies.
    *
    * @generated from field: uint32 attempt = 3;
    */
@@ -1295,8 +1297,8 @@ export const FailureCodeSchema: GenEnum<FailureCode> = /*@__PURE__*/
 /**
  * The federation service a server exposes to its clients (and, through WatchRun, to dashboards).
  * Refusals are RPC errors with Connect/gRPC codes: a missing or unknown token is UNAUTHENTICATED,
- * an unknown or expired session NOT_FOUND, a stale round or a task past its deadline
- * FAILED_PRECONDITION, a task or object that belongs to another client PERMISSION_DENIED, a request
+ * an unknown or ended session FAILED_PRECONDITION (the client joins again), a stale round or a
+ * task past its deadline FAILED_PRECONDITION, a task or object that belongs to another client PERMISSION_DENIED, a request
  * over the server's size limit RESOURCE_EXHAUSTED, a protocol version the server does not speak
  * FAILED_PRECONDITION.
  *
@@ -1316,7 +1318,8 @@ export const FederationService: GenService<{
   },
   /**
    * Keeps the session alive and reports progress; due every JoinResponse.heartbeat_seconds. A
-   * session that misses about three heartbeats is considered offline and its tasks are reassigned.
+   * client silent for two intervals is offline and not sampled; a task it holds stays open until
+   * the round's deadline and is handed to it again if it rejoins in time.
    *
    * @generated from rpc safl.v1.FederationService.Heartbeat
    */
@@ -1370,8 +1373,8 @@ export const FederationService: GenService<{
     output: typeof PushResultResponseSchema;
   },
   /**
-   * Ends the session cleanly (the client is shutting down); its unfinished tasks are reassigned
-   * at once instead of after missed heartbeats.
+   * Ends the session cleanly (the client is shutting down): the client is offline at once instead
+   * of after missed heartbeats; a task it held stays open until the round's deadline.
    *
    * @generated from rpc safl.v1.FederationService.Leave
    */
