@@ -221,6 +221,10 @@ async function deployRun(dir: string, cfgPath: string, h: Harness): Promise<{ fi
   codes.forEach((c, i) => {
     if (c !== 0) throw new Error(`client process ${i} exited ${c}:\n${clients[i]!.output().slice(-3000)}`);
   });
+  if (values.keep !== undefined) {
+    await writeFile(join(dir, "server.log"), `${server.lines.join("\n")}\n`);
+    for (const [i, c] of clients.entries()) await writeFile(join(dir, `client-${i}.log`), c.output());
+  }
   const { records } = await readRun(out);
   return { fig: figures(records as unknown as Rec[], t0, tEnd, recordAt), out, joinedSeconds: (joinedAt - t0) / 1000, loads: processLoads(clients.map((c) => c.output())) };
 }

@@ -58,7 +58,9 @@ async function deploy(name: string, cfgPath: string, tokens: { file: string; tok
   const code = await server.exited;
   assert.equal(code, 0, `server failed:\n${server.lines.slice(-30).join("\n")}`);
   const codes = await Promise.all(clients.map((c) => c.exited));
-  codes.forEach((c, i) => assert.equal(c, 0, `client ${i} failed:\n${clients[i]!.output().slice(-2000)}`));
+  codes.forEach((c, i) => {
+    assert.equal(c, 0, `client ${i} failed:\n${clients[i]!.output().slice(-2000)}`);
+  });
   return { out, server, restarted };
 }
 

@@ -39,7 +39,7 @@ import {
 import { sha256Hex } from "./backbone.js";
 import { CHUNK_BYTES, failureCodeFromProto, MAX_PULL_WAIT_MS, PROTOCOL_VERSION } from "./protocol.js";
 import type { StateStore } from "./state.js";
-import { bearerToken, type RateLimiter, type TokenVerifier } from "./tokens.js";
+import { bearerToken, type RateLimiter, redact, type TokenVerifier } from "./tokens.js";
 
 /** Session ids have a fixed length, so the bytes of a round's RPCs do not depend on who got which id. */
 const newSessionId = (): string => randomBytes(16).toString("hex");
@@ -110,7 +110,8 @@ export interface MeasuredTraffic {
   up: number;
 }
 
-const fail = (code: Code, message: string): ConnectError => new ConnectError(message, code);
+// Messages may quote what a peer sent (ids, reasons); a token pasted there must not come back or reach a log.
+const fail = (code: Code, message: string): ConnectError => new ConnectError(redact(message), code);
 
 export class FederationHub {
   private readonly sessions = new Map<string, Session>();
@@ -126,7 +127,10 @@ export class FederationHub {
   private finished: string | undefined;
   readonly measured: MeasuredTraffic = { down: 0, up: 0 };
 
+  private readonly log: (line: string) => void;
+
   constructor(private readonly opts: HubOptions) {
+    this.log = (line) => opts.log(redact(line));
     this.objects.set(opts.backbone.sha256, { bytes: opts.backbone.bytes, kind: ObjectKind.BACKBONE });
   }
 
@@ -203,7 +207,7 @@ export class FederationHub {
     this.opts.state.touchClient(gridId, s.lastSeenMs);
     // Tasks handed to the old session go back to the queue: the new one pulls them again.
     for (const t of this.tasks.values()) if (t.gridId === gridId && !t.settled && t.handedOut) this.requeue(t);
-    this.opts.log(`joined: ${gridId}${gridId !== tokenId ? ` (token ${tokenId})` : ""}, ${s.device.kind || "unknown device"}${s.device.threads ? `, ${s.device.threads} threads` : ""}, from ${remote}`);
+    this.log(`joined: ${gridId}${gridId !== tokenId ? ` (token ${tokenId})` : ""}, ${s.device.kind || "unknown device"}${s.device.threads ? `, ${s.device.threads} threads` : ""}, from ${remote}`);
     return {
       session: s,
       response: {
@@ -237,7 +241,7 @@ export class FederationHub {
     s.closed = true;
     this.sessions.delete(s.id);
     if (this.byGrid.get(s.gridId) === s) this.byGrid.delete(s.gridId);
-    this.opts.log(`left: ${s.gridId}${req.reason ? ` (${req.reason.slice(0, 80)})` : ""}`);
+    this.log(`left: ${s.gridId}${req.reason ? ` (${req.reason.slice(0, 80)})` : ""}`);
   }
 
   /** Identities with a live session that sent something within two heartbeat intervals, sorted. */
@@ -435,7 +439,7 @@ export class FederationHub {
       if (outcome === "conflict" || outcome === "stale") throw fail(Code.FailedPrecondition, `reply refused by the state store (${outcome})`);
     }
     t.settle({ payload });
-    this.opts.log(`accepted: ${t.kind} reply of ${t.gridId} for round ${t.round}${t.attempt > 1 ? ` (attempt ${t.attempt})` : ""}, ${payload.length} bytes`);
+    this.log(`accepted: ${t.kind} reply of ${t.gridId} for round ${t.round}${t.attempt > 1 ? ` (attempt ${t.attempt})` : ""}, ${payload.length} bytes`);
     return { status: PushResultStatus.ACCEPTED };
   }
 

@@ -307,6 +307,12 @@ describe("federation server security (in-process, built as net/server.ts builds 
     }
   });
 
+  test("a token pasted twice in the header does not come back in the error message", { todo: "hub bug: authenticate() quotes VerifyResult.claimedId; parseToken reads safl_bob_<s>safl_bob_<s> as id bob_<s>safl_bob with secret <s>, so the UNAUTHENTICATED message carries the secret" }, async () => {
+    const doubled = `${f.tokens.bob}${f.tokens.bob}`;
+    const e = await expectCode(Code.Unauthenticated, () => c.heartbeat({ sessionId: session.bob }, auth(doubled)), "Heartbeat with a doubled token");
+    assert.ok(!leaks(e.rawMessage, f.tokens.bob), `the error carries bob's secret: ${e.rawMessage}`);
+  });
+
   test("tokens pasted into request fields are redacted in log lines and error messages", async () => {
     const token = f.tokens.bob;
     const o = auth(token);
@@ -369,5 +375,34 @@ describe("the Join rate limit (as net/server.ts sets it: 20 attempts, 2 per seco
     // The bucket refills (2 per second).
     await new Promise((r) => setTimeout(r, 600));
     assert.equal((await c.join(joinRequest(), auth(f.tokens.bob))).clientId, "bob");
+  });
+});
+
+describe("tasks whose requests are the same bytes", { timeout: 60_000 }, () => {
+  let f: Fixture;
+  before(async () => {
+    f = await startFixture();
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  test("a request object stays downloadable while any task that needs it is open", { todo: "hub bug: settle() deletes objects[requestId] although another open task may share the request id (identical request bytes, e.g. a broadcast without clientId)" }, async () => {
+    const c = f.client("connect");
+    const s = {} as Record<ClientName, string>;
+    for (const id of ["alice", "bob"] as const) s[id] = (await c.join(joinRequest(), auth(f.tokens[id]))).sessionId;
+    const same = broadcastFor(1, "");
+    const pending = f.grid.send([{ clientId: "alice", payload: same }, { clientId: "bob", payload: same }], { purpose: "evaluate", deadlineMs: Date.now() + 30_000 });
+    const a = await pullTaskId(c, f.tokens.alice, s.alice);
+    const b = await pullTaskId(c, f.tokens.bob, s.bob);
+    assert.equal(a.requestId, b.requestId);
+    assert.equal(await pushReply(c, f.tokens.alice, s.alice, a.taskId, replyFor(1, "alice")), PushResultStatus.ACCEPTED);
+    try {
+      const r = await c.pullObject({ sessionId: s.bob, objectId: b.requestId }, auth(f.tokens.bob));
+      assert.deepEqual(Buffer.from(r.data), Buffer.from(same));
+    } finally {
+      await pushReply(c, f.tokens.bob, s.bob, b.taskId, replyFor(1, "bob"));
+      await pending;
+    }
   });
 });
