@@ -120,6 +120,7 @@ export class FederationHub {
   /** Which token plays each demo partition (first come). */
   private readonly partitionOwner = new Map<number, string>();
   private readonly objects = new Map<string, { readonly bytes: Uint8Array; readonly kind: ObjectKind }>();
+  private readonly objectRefs = new Map<string, number>();
   private readonly tasks = new Map<string, LiveTask>();
   private readonly queues = new Map<string, string[]>();
   private readonly waiters = new Map<string, Set<() => void>>();
@@ -141,7 +142,8 @@ export class FederationHub {
     const token = bearerToken(ctx.requestHeader.get("authorization") ?? undefined);
     if (token === undefined) throw fail(Code.Unauthenticated, 'missing bearer token (expected the header "authorization: Bearer <token>")');
     const v = this.opts.tokens.verify(token);
-    if (!v.ok) throw fail(Code.Unauthenticated, `token rejected (${v.reason}${v.claimedId ? ` for client id "${v.claimedId}"` : ""})`);
+    // The id a bad token claims is not quoted: a malformed token can carry its own secret in that place.
+    if (!v.ok) throw fail(Code.Unauthenticated, `token rejected (${v.reason})`);
     return v.clientId;
   }
 
@@ -279,12 +281,12 @@ export class FederationHub {
               if (live.settled) return;
               live.settled = true;
               this.tasks.delete(t.taskId);
-              this.objects.delete(t.requestId);
+              this.releaseObject(t.requestId);
               resolve(o);
             },
           };
           this.tasks.set(t.taskId, live);
-          this.objects.set(t.requestId, { bytes: t.request, kind: ObjectKind.BROADCAST });
+          this.holdObject(t.requestId, t.request);
           this.requeue(live);
         }),
     );
@@ -300,6 +302,19 @@ export class FederationHub {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     });
+  }
+
+  /** Request objects are shared by every open task with the same bytes; the last one to finish drops it. */
+  private holdObject(id: string, bytes: Uint8Array): void {
+    this.objectRefs.set(id, (this.objectRefs.get(id) ?? 0) + 1);
+    if (!this.objects.has(id)) this.objects.set(id, { bytes, kind: ObjectKind.BROADCAST });
+  }
+
+  private releaseObject(id: string): void {
+    const n = (this.objectRefs.get(id) ?? 1) - 1;
+    if (n > 0) return void this.objectRefs.set(id, n);
+    this.objectRefs.delete(id);
+    if (id !== this.opts.backbone.sha256) this.objects.delete(id);
   }
 
   private requeue(t: LiveTask): void {
