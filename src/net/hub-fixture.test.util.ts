@@ -21,7 +21,7 @@ import { FederationService, PushResultStatus } from "./gen/safl/v1/federation_pb
 import { FederationHub } from "./hub.js";
 import { NetworkGrid } from "./network-grid.js";
 import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from "./protocol.js";
-import { federationRoutes, kRemoteAddress } from "./routes.js";
+import { federationHandler, federationRoutes, kRemoteAddress } from "./routes.js";
 import { StateStore } from "./state.js";
 import { createToken, RateLimiter, TokenVerifier } from "./tokens.js";
 
@@ -85,12 +85,7 @@ export async function startFixture(o: FixtureOptions = {}): Promise<Fixture> {
     maxReplyBytes: 2 * 1024 * 1024 * 1024 - 1,
     log,
   });
-  const handler = connectNodeAdapter({
-    routes: federationRoutes(hub),
-    readMaxBytes: MAX_MESSAGE_BYTES,
-    writeMaxBytes: MAX_MESSAGE_BYTES,
-    contextValues: (req) => createContextValues().set(kRemoteAddress, req.socket?.remoteAddress ?? "unknown"),
-  });
+  const handler = federationHandler(hub);
   const server = http2.createServer(handler);
   const h2sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {

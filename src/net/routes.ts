@@ -5,7 +5,8 @@
  * measured totals. One handler serves Connect, gRPC and gRPC-Web on the same port.
  */
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { createContextKey } from "@connectrpc/connect";
+import { createContextKey, createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
   FederationService,
@@ -26,7 +27,23 @@ import {
   RunState,
 } from "./gen/safl/v1/federation_pb.js";
 import type { FederationHub } from "./hub.js";
-import { FRAME_PREFIX_BYTES } from "./protocol.js";
+import { FRAME_PREFIX_BYTES, MAX_MESSAGE_BYTES } from "./protocol.js";
+
+/**
+ * The Node request handler of the service, as the server and the tests build it: message limits,
+ * the peer's address for rate limits, and no request compression — a small gzip body can inflate
+ * past any limit before it is checked (the fuzzer's gzip bomb closed the connection), and neither
+ * our clients nor browsers compress requests.
+ */
+export function federationHandler(hub: FederationHub): ReturnType<typeof connectNodeAdapter> {
+  return connectNodeAdapter({
+    routes: federationRoutes(hub),
+    readMaxBytes: MAX_MESSAGE_BYTES,
+    writeMaxBytes: MAX_MESSAGE_BYTES,
+    acceptCompression: [],
+    contextValues: (req) => createContextValues().set(kRemoteAddress, req.socket?.remoteAddress ?? "unknown"),
+  });
+}
 
 /** The peer's address, set by the server adapter (rate limits are per address). */
 export const kRemoteAddress = createContextKey<string>("unknown", { description: "remote address" });

@@ -16,8 +16,6 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { argError, ErrorCode, SaflError } from "../errors.js";
 import { type DriverCheckpoint, runRounds } from "../fl/driver.js";
 import type { RoundRecord } from "../fl/records.js";
@@ -30,8 +28,7 @@ import { localTraining, prepareSimulation, runDriverOptions, summarize } from ".
 import { packBackbone, sha256Hex } from "./backbone.js";
 import { FederationHub } from "./hub.js";
 import { NetworkGrid } from "./network-grid.js";
-import { MAX_MESSAGE_BYTES } from "./protocol.js";
-import { federationRoutes, kRemoteAddress } from "./routes.js";
+import { federationHandler } from "./routes.js";
 import { decodeBoundary, encodeBoundary } from "./snapshot.js";
 import { StateStore } from "./state.js";
 import { RateLimiter, TokenVerifier } from "./tokens.js";
@@ -135,12 +132,7 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
       maxReplyBytes: 2 * 1024 * 1024 * 1024 - 1,
       log: o.log,
     });
-    const handler = connectNodeAdapter({
-      routes: federationRoutes(hub),
-      readMaxBytes: MAX_MESSAGE_BYTES,
-      writeMaxBytes: MAX_MESSAGE_BYTES,
-      contextValues: (req) => createContextValues().set(kRemoteAddress, req.socket?.remoteAddress ?? "unknown"),
-    });
+    const handler = federationHandler(hub);
     server = o.tls
       ? http2.createSecureServer({ cert: o.tls.cert, key: o.tls.key, allowHTTP1: true, ...(o.tls.clientCa ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
       : http2.createServer(handler);
