@@ -7,14 +7,19 @@
  * matches the 2 workers — with the same config file. Each repetition runs both, in alternating
  * order; client caches start empty, so the backbone download is part of the deployed run.
  *
- * Reports per run: the wall time (spawn to the exit of every process), the time in rounds (from
- * the start of round 1 to the record of the last round, from each round's `seconds` and the moment
- * its record line was printed), the median round seconds over rounds 2..N (round 1 compiles the
- * onnxruntime sessions) and the median client-training seconds per round; then the overhead
- * deployed / simulated − 1 of each (goal ≤ 10%), and checks that every round's test accuracy (and
- * test loss, and the final model's bytes) are identical. Medians and ranges over the repetitions.
- * SA-FedLoRA runs shorter than its default schedule needs (9 rounds) use 1 initiating round and,
- * room permitting, 1 heating and 1 cooling round.
+ * Reports per run: the wall time (spawn to the exit of every process), split into start-up (spawn
+ * to the start of round 1), the time in rounds (start of round 1 to the last round's record, from
+ * each round's `seconds` and the moment its record line was printed) and teardown (the last record
+ * to the exit of every process); the median round seconds over rounds 2..N (round 1 compiles the
+ * onnxruntime sessions, and in the deployment also waits for the clients to join); then the
+ * overhead deployed / simulated − 1 of each (goal ≤ 10% on the wall time), and checks that every
+ * round's test accuracy (and test loss, and the final model's bytes) are identical. For the
+ * deployment it also reads the clients' `--json` task events: per round the compute seconds of the
+ * busiest process against the mean (the contiguous 0-9 / 10-19 split against the simulation pool's
+ * index-mod-2 split, computed from the same per-client times). Medians and ranges over the
+ * repetitions. SA-FedLoRA runs shorter than its default schedule needs (9 rounds) use 1 initiating
+ * round and, room permitting, 1 heating and 1 cooling round. `--keep DIR` keeps every run's files
+ * and the server's and clients' logs.
  *
  *   npm run build
  *   node dist/bench/deploy-overhead.js [--rounds 10] [--reps 1] [--set key.path=value ...] [--keep DIR] [--json]

@@ -35,7 +35,6 @@ import {
   JoinRequestSchema,
   type JoinResponse,
   JoinResponseSchema,
-  type LeaveRequest,
   LeaveRequestSchema,
   LeaveResponseSchema,
   type PullObjectRequest,
@@ -83,10 +82,11 @@ const envInt = (name: string, fallback: number): number => {
   return v === undefined || v === "" ? fallback : Number.parseInt(v, 0 === v.indexOf("0x") ? 16 : 10);
 };
 const SEED = envInt("SAFL_FUZZ_SEED", 0x5afe10a) >>> 0;
-const MESSAGES = Math.max(1, envInt("SAFL_FUZZ_MESSAGES", 12_000));
+/** 10,000 and a little: about 25-45 s on two shared cores (200-500 requests a second). */
+const MESSAGES = Math.max(1, envInt("SAFL_FUZZ_MESSAGES", 10_200));
 const CONCURRENCY = 8;
-/** The storm stops here even if MESSAGES were not sent yet (and the test then fails below 10,000). */
-const STORM_LIMIT_MS = 55_000;
+/** A safety net for a very busy machine: the storm stops here (and the test fails below 10,000). */
+const STORM_LIMIT_MS = 90_000;
 
 // ---------------------------------------------------------------------------------------------
 // A seeded PRNG (xorshift32)
@@ -344,8 +344,6 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
   let raw: http2.ClientHttp2Session | undefined;
   /** GOAWAY codes the server sent on the raw connection (other than NO_ERROR): a finding each. */
   const rawGoaways: { code: number; inFlight: string[] }[] = [];
-  /** Raw requests that failed because the server closed their HTTP/2 session with an error. */
-  const rawSessionCloses: string[] = [];
   /** The raw requests on the wire, by op: what a GOAWAY interrupted. */
   const rawInFlight = new Map<number, string>();
   const rawRecent: string[] = [];
@@ -1035,19 +1033,16 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     }
     ctx.diagnostic(`findings by kind: ${json([...kinds.entries()])}`);
     if (process.env.SAFL_FUZZ_REPORT) writeFileSync(process.env.SAFL_FUZZ_REPORT, `${findings.map((x) => json(x)).join("\n")}\n`);
-    // The raw connection closed by the server with HTTP/2 INTERNAL_ERROR is an open finding, asserted
-    // in its own todo test below (with the GOAWAYs); every other outcome must be as expected here.
-    const open = findings.filter((x) => /Session closed with error code 2/.test(x.got));
-    rawSessionCloses.push(...open.map((x) => `op ${x.op} ${x.via} ${x.method}: ${x.request.slice(0, 200)}`));
-    const rest = findings.filter((x) => !open.includes(x));
-    const shown = rest.slice(0, 25).map((x) => `  op ${x.op} ${x.via} ${x.method} [${x.headers}] -> ${x.got}\n    request: ${x.request}`);
-    assert.equal(rest.length, 0, `${rest.length} unexpected outcomes (seed 0x${SEED.toString(16)}):\n${shown.join("\n")}`);
+    const shown = findings.slice(0, 25).map((x) => `  op ${x.op} ${x.via} ${x.method} [${x.headers}] -> ${x.got}\n    request: ${x.request}`);
+    assert.equal(findings.length, 0, `${findings.length} unexpected outcomes (seed 0x${SEED.toString(16)}):\n${shown.join("\n")}`);
     assert.ok(sent >= Math.min(MESSAGES, 10_000), `only ${sent} requests in ${stormMs} ms`);
   });
 
-  test("the server never answers the raw fuzzing connection with an HTTP/2 GOAWAY error", { todo: "open finding of the fuzzer: Node's HTTP/2 server sent GOAWAY with code 2 (INTERNAL_ERROR) on the raw connection during the storm; the server kept serving (the other tests pass) but the cause is not diagnosed yet" }, () => {
+  // The GOAWAY(INTERNAL_ERROR) this test once saw was the fuzzer's own doing: it reset every raw stream
+  // after its answer, and nghttp2's rapid-reset mitigation ends a connection that resets streams
+  // faster than about 33 a second after a burst of 1000. post() no longer resets finished streams.
+  test("the server never ends the raw fuzzing connection with an HTTP/2 GOAWAY error", () => {
     assert.deepEqual(rawGoaways, [], "the server sent GOAWAY with an error on the raw connection (with the requests in flight)");
-    assert.deepEqual(rawSessionCloses, [], "raw requests failed because the server closed their HTTP/2 session with an error");
   });
 
   test("after the storm the server still serves, over the typed clients and raw HTTP/2", async () => {
@@ -1136,14 +1131,13 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     assert.equal(f.state.failures().length, got.filter((r) => "failure" in r).length);
   });
 
-  /** Error messages that echo the claimed id of a malformed token: a doubled token's id carries the secret. */
-  const CLAIMED_ID_ECHO = /^token rejected \(unknown for client id "/;
-
-  test("tokens never show in a log line or an error message (but the known claimed-id echo of a malformed header token)", (ctx) => {
+  test("tokens never show in a log line or an error message", (ctx) => {
     assert.ok(errorMessages.length > 1000);
+    // Header tokens (valid, revoked, forged, malformed ones such as a token pasted twice, whose
+    // parsed "id" carries the secret): not 12 consecutive characters of a secret anywhere.
     for (const token of headerTokens) {
       for (const line of f.logs) assert.ok(!leaks(line, token), `a log line carries a header token: ${line}`);
-      for (const m of errorMessages) if (!CLAIMED_ID_ECHO.test(m)) assert.ok(!leaks(m, token), `an error message carries a header token: ${m}`);
+      for (const m of errorMessages) assert.ok(!leaks(m, token), `an error message carries a header token: ${m}`);
     }
     // Tokens pasted into request fields (session, task and object ids, reasons, device, software) are
     // redacted too, as tokens.redact promises: "safl_<id>_" and 8 or more secret characters never come
@@ -1155,18 +1149,15 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     assert.deepEqual([...echoedLogs.slice(0, 5), ...echoedErrors.slice(0, 5)], []);
   });
 
-  test("no error message echoes a header token's secret as a claimed client id", { todo: "hub bug: authenticate() quotes VerifyResult.claimedId; for a token pasted twice (safl_bob_<s>safl_bob_<s>) the parsed id is bob_<s>safl_bob, so the secret comes back in the UNAUTHENTICATED message" }, () => {
-    const echoes = errorMessages.filter((m) => headerTokens.some((token) => leaks(m, token)));
-    assert.deepEqual([...new Set(echoes)].slice(0, 5), []);
-  });
-
   test("every gRPC and gRPC-web call is answered, whatever characters its ids hold", { todo: "hub bug + upstream: hub error messages quote ids cut with .slice(0, n), which can leave a lone surrogate; connect-es 2.1.1 setTrailerStatus (protocol-grpc/trailer-status.js) calls encodeURIComponent on grpc-message, throws URIError, and the call never gets its trailers" }, (ctx) => {
-    ctx.diagnostic(`${hangs.length} unanswered gRPC/gRPC-web calls with a non-BMP character in a field${hangs.length > 0 ? `, e.g.\n  ${hangs.slice(0, 3).join("\n  ")}` : ""}`);
+    ctx.diagnostic(`${hangs.length} unanswered gRPC/gRPC-web calls with a non-BMP character in a field${hangs.length > 0 ? ", e.g.:" : ""}`);
+    for (const h of hangs.slice(0, 3)) ctx.diagnostic(`  ${h}`);
     assert.deepEqual(hangs.slice(0, 3), []);
   });
 
-  test("a request body the server cannot decode is INVALID_ARGUMENT, not INTERNAL", { todo: "upstream: connect-es 2.1.1 createBinarySerialization().parse throws Code.Internal ('parse binary: …'; v1 used InvalidArgument), and bad compression is INTERNAL too" }, (ctx) => {
-    ctx.diagnostic(`${upstream.count} INTERNAL answers to undecodable bodies; one request per message:\n${[...upstream.examples.entries()].map(([k, v]) => `  ${k}\n    ${v}`).join("\n")}`);
+  test("a request body the server cannot decode is INVALID_ARGUMENT, not INTERNAL", { todo: "upstream: connect-es 2.1.1 createBinarySerialization().parse throws Code.Internal ('parse binary: …'; v1 used InvalidArgument), and a gRPC envelope flagged compressed without grpc-encoding is INTERNAL too ('received compressed envelope, but do not know how to decompress')" }, (ctx) => {
+    ctx.diagnostic(`${upstream.count} INTERNAL answers to undecodable bodies; one request per message:`);
+    for (const [k, v] of upstream.examples) ctx.diagnostic(`  ${k}: ${v}`);
     assert.equal(upstream.count, 0);
   });
 });

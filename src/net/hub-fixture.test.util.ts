@@ -2,9 +2,10 @@
  * Test fixture (not a test file, not shipped: the name matches the package's `*.test.*` exclusion
  * but not node:test's `*.test.js` pattern): an in-process federation server assembled the way
  * `runServer` (net/server.ts) assembles it — a FederationHub over a StateStore in a temp dir and a
- * TokenVerifier over a token file with three clients made by createToken, served by
- * connectNodeAdapter with readMaxBytes/writeMaxBytes = MAX_MESSAGE_BYTES and the kRemoteAddress
- * context value on cleartext HTTP/2 at 127.0.0.1:0 — plus the NetworkGrid whose send() a test
+ * TokenVerifier over a token file with three clients made by createToken, served by the server's
+ * own federationHandler (net/routes: connectNodeAdapter with readMaxBytes/writeMaxBytes =
+ * MAX_MESSAGE_BYTES and the kRemoteAddress context value) on cleartext HTTP/2 at 127.0.0.1:0 with
+ * the server's 16 MiB connection window — plus the NetworkGrid whose send() a test
  * drives, typed clients over Connect, gRPC and gRPC-web, and helpers shared by security.test.ts and
  * fuzz.test.ts.
  */
@@ -14,14 +15,14 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Client, Code, ConnectError, createClient, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter, createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { encodeMessage } from "../fl/wire.js";
-import { FederationService, PushResultStatus } from "./gen/safl/v1/federation_pb.js";
+import { FederationService, type PushResultStatus } from "./gen/safl/v1/federation_pb.js";
 import { FederationHub } from "./hub.js";
 import { NetworkGrid } from "./network-grid.js";
-import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from "./protocol.js";
-import { federationHandler, federationRoutes, kRemoteAddress } from "./routes.js";
+import { PROTOCOL_VERSION } from "./protocol.js";
+import { federationHandler } from "./routes.js";
 import { StateStore } from "./state.js";
 import { createToken, RateLimiter, TokenVerifier } from "./tokens.js";
 

@@ -111,7 +111,8 @@ export interface MeasuredTraffic {
 }
 
 // Messages may quote what a peer sent (ids, reasons); a token pasted there must not come back or reach a log.
-const fail = (code: Code, message: string): ConnectError => new ConnectError(redact(message), code);
+// A quoted id cut mid surrogate pair would make connect-es fail to encode the gRPC trailer; replace lone halves.
+const fail = (code: Code, message: string): ConnectError => new ConnectError(redact(message).replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd"), code);
 
 export class FederationHub {
   private readonly sessions = new Map<string, Session>();
@@ -174,7 +175,6 @@ export class FederationHub {
       }
       const owner = this.partitionOwner.get(p);
       if (owner !== undefined && owner !== tokenId) throw fail(Code.FailedPrecondition, `partition ${p} is already played by client "${owner}"`);
-      this.partitionOwner.set(p, tokenId);
       partition = p;
     }
     const gridId = partition === undefined ? tokenId : `client-${String(partition).padStart(4, "0")}`;
@@ -190,6 +190,8 @@ export class FederationHub {
       old.closed = true;
       this.sessions.delete(old.id);
     }
+    // Claimed only now that the Join is accepted: a refused Join must not hold a partition.
+    if (partition !== undefined) this.partitionOwner.set(partition, tokenId);
     const device = req.device ?? ({ kind: "", threads: 0, platform: "" } as DeviceInfo);
     const s: Session = {
       id: newSessionId(),
@@ -282,6 +284,8 @@ export class FederationHub {
               live.settled = true;
               this.tasks.delete(t.taskId);
               this.releaseObject(t.requestId);
+              // A partial upload of a closed task can never complete: free it.
+              this.uploads.delete(`${t.gridId}/${t.taskId}`);
               resolve(o);
             },
           };

@@ -31,9 +31,8 @@ import { FRAME_PREFIX_BYTES, MAX_MESSAGE_BYTES } from "./protocol.js";
 
 /**
  * The Node request handler of the service, as the server and the tests build it: message limits,
- * the peer's address for rate limits, and no request compression — a small gzip body can inflate
- * past any limit before it is checked (the fuzzer's gzip bomb closed the connection), and neither
- * our clients nor browsers compress requests.
+ * the peer's address for rate limits, and no request compression: neither our clients nor browsers
+ * compress requests, so decompressing them would only be work an attacker can ask for.
  */
 export function federationHandler(hub: FederationHub): ReturnType<typeof connectNodeAdapter> {
   return connectNodeAdapter({

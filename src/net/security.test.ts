@@ -206,7 +206,7 @@ describe("federation server security (in-process, built as net/server.ts builds 
     assert.equal(stateFingerprint(f.state), before);
   });
 
-  test("an unknown session is refused (FAILED_PRECONDITION; the .proto documents NOT_FOUND)", async () => {
+  test("an unknown session is FAILED_PRECONDITION (the client joins again)", async () => {
     for (const s of ["", "0".repeat(32), session.alice.toUpperCase()]) {
       const e = await expectCode(Code.FailedPrecondition, () => c.heartbeat({ sessionId: s }, auth(f.tokens.alice)), `Heartbeat on ${JSON.stringify(s)}`);
       seenErrors.push(e.rawMessage);
@@ -297,6 +297,22 @@ describe("federation server security (in-process, built as net/server.ts builds 
     await refused(Code.NotFound, () => c.pullObject({ sessionId: session.bob, objectId: task.bob.requestId }, o), "the finished task's request");
   });
 
+  test("an error that quotes a cut id is answered on every transport (a surrogate pair split at the cut)", { todo: "hub bug + upstream: hub messages quote ids with .slice(0, n), which can end in a lone surrogate; connect-es 2.1.1 setTrailerStatus percent-encodes grpc-message with encodeURIComponent, throws URIError, and gRPC/gRPC-web calls never get their trailers (Connect answers)" }, async () => {
+    const taskId = `${"x".repeat(39)}\u{1F600}`;
+    const late: string[] = [];
+    for (const kind of ["connect", "grpc", "grpc-web"] as const) {
+      try {
+        await f.client(kind).pushResult({ sessionId: session.bob, taskId, outcome: { case: "replyObjectId", value: "ab".repeat(32) } }, { ...auth(f.tokens.bob), timeoutMs: 2000 });
+        late.push(`${kind}: succeeded`);
+      } catch (e) {
+        const ce = ConnectError.from(e);
+        seenErrors.push(ce.rawMessage);
+        if (ce.code !== Code.FailedPrecondition) late.push(`${kind}: ${codeName(ce.code)} ${ce.rawMessage}`);
+      }
+    }
+    assert.deepEqual(late, []);
+  });
+
   test("no token shows in any log line or error message (tokens presented in the authorization header)", () => {
     assert.ok(seenErrors.length > 50, `only ${seenErrors.length} errors seen`);
     assert.ok(f.logs.length > 0);
@@ -307,7 +323,7 @@ describe("federation server security (in-process, built as net/server.ts builds 
     }
   });
 
-  test("a token pasted twice in the header does not come back in the error message", { todo: "hub bug: authenticate() quotes VerifyResult.claimedId; parseToken reads safl_bob_<s>safl_bob_<s> as id bob_<s>safl_bob with secret <s>, so the UNAUTHENTICATED message carries the secret" }, async () => {
+  test("a token pasted twice in the header does not come back in the error message", async () => {
     const doubled = `${f.tokens.bob}${f.tokens.bob}`;
     const e = await expectCode(Code.Unauthenticated, () => c.heartbeat({ sessionId: session.bob }, auth(doubled)), "Heartbeat with a doubled token");
     assert.ok(!leaks(e.rawMessage, f.tokens.bob), `the error carries bob's secret: ${e.rawMessage}`);
@@ -387,7 +403,7 @@ describe("tasks whose requests are the same bytes", { timeout: 60_000 }, () => {
     await f?.close();
   });
 
-  test("a request object stays downloadable while any task that needs it is open", { todo: "hub bug: settle() deletes objects[requestId] although another open task may share the request id (identical request bytes, e.g. a broadcast without clientId)" }, async () => {
+  test("a request object stays downloadable while any task that needs it is open", async () => {
     const c = f.client("connect");
     const s = {} as Record<ClientName, string>;
     for (const id of ["alice", "bob"] as const) s[id] = (await c.join(joinRequest(), auth(f.tokens[id]))).sessionId;
@@ -404,5 +420,29 @@ describe("tasks whose requests are the same bytes", { timeout: 60_000 }, () => {
       await pushReply(c, f.tokens.bob, s.bob, b.taskId, replyFor(1, "bob"));
       await pending;
     }
+  });
+});
+
+describe("partition identities", { timeout: 60_000 }, () => {
+  let f: Fixture;
+  before(async () => {
+    f = await startFixture();
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  test("a refused Join claims no partition", { todo: "hub bug: join() records partitionOwner before the 'identity in use by another token' check, so a refused Join keeps the partition (and locks out the token that holds that identity once it leaves)" }, async () => {
+    const c = f.client("connect");
+    // A token whose client id is the identity of partition 1.
+    const named = await createToken(f.tokensPath, "client-0001");
+    const first = await c.join(joinRequest(), auth(named));
+    assert.equal(first.clientId, "client-0001");
+    // alice asks for partition 1 while client-0001 is online: refused...
+    await expectCode(Code.FailedPrecondition, () => c.join(joinRequest({ partitionRequest: "1" }), auth(f.tokens.alice)), "alice asking for partition 1");
+    // ...so the refused request must not have made alice the partition's player.
+    await c.leave({ sessionId: first.sessionId, reason: "restart" }, auth(named));
+    const again = await c.join(joinRequest(), auth(named));
+    assert.equal(again.clientId, "client-0001");
   });
 });
