@@ -114,7 +114,8 @@ class MemWatch {
   constructor(readonly pid: number) {}
   sample(): void {
     const m = memOf(this.pid);
-    if (!m) return;
+    // A process that has exited but not been reaped has a status file without these lines.
+    if (!m || Number.isNaN(m.rss)) return;
     this.samples++;
     this.lastRss = m.rss;
     if (m.rss > this.peakRss) this.peakRss = m.rss;
