@@ -27,14 +27,25 @@ export type ReplyVerdict = { readonly ok: true } | { readonly ok: false; readonl
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
-function firstNonFinite(data: ArrayLike<number>): number {
+function firstNonFinite(data: Float32Array | Float64Array): number {
   // x·0 is 0 for every finite x and NaN for ±∞ and NaN: one branch-free pass, then a search only
   // when something is wrong (validation reads every value of every reply on the server's path).
-  let probe = 0;
-  for (let i = 0; i < data.length; i++) probe += data[i]! * 0;
-  if (probe === 0) return -1;
+  // Decoded payloads are Float32Array; a loop of its own keeps that path monomorphic.
+  if ((data instanceof Float32Array ? probe32(data) : probe64(data)) === 0) return -1;
   for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
   return -1;
+}
+
+function probe32(data: Float32Array): number {
+  let probe = 0;
+  for (let i = 0; i < data.length; i++) probe += data[i]! * 0;
+  return probe;
+}
+
+function probe64(data: Float64Array): number {
+  let probe = 0;
+  for (let i = 0; i < data.length; i++) probe += data[i]! * 0;
+  return probe;
 }
 
 /** Checks one reply against the round's expectation; the reason names the first problem found. */

@@ -173,7 +173,8 @@ async function exchange(
     compute += r.computeSeconds ?? 0;
     let msg: WireMessage;
     try {
-      msg = decodeMessage(r.payload);
+      // Views, not copies: replies are only read (validated, averaged) on the server's path.
+      msg = decodeMessage(r.payload, { views: true });
     } catch (e) {
       up = addTraffic(up, { params: 0, bytes: r.transport?.up ?? r.payload.length });
       failures.push({ clientId, code: "rejected", reason: `malformed reply: ${e instanceof Error ? e.message : String(e)}` });

@@ -9,16 +9,19 @@
  *
  * Platform-free (DataView, Uint8Array, TextEncoder/TextDecoder only) so a browser client can use it.
  *
- * Layout, version 2 (version 1 carried the failure as text only). Every multi-byte integer and float is little-endian; nothing is aligned (the
- * reader never assumes alignment). `str16` is a u16 byte length followed by that many bytes of UTF-8,
- * `str32` the same with a u32 length. "floats(n)" is n values in the payload dtype: float32 is 4 bytes
- * each (bit-exact), float16 and bfloat16 are 2 bytes each, rounded to nearest even by the converters
- * of io/safetensors.
+ * Layout, version 3 (version 1 carried the failure as text only; version 2 did not align floats).
+ * Every multi-byte integer and float is little-endian. `str16` is a u16 byte length followed by that
+ * many bytes of UTF-8, `str32` the same with a u32 length. "floats(n)" is `pad` then n values in the
+ * payload dtype: float32 is 4 bytes each (bit-exact), float16 and bfloat16 are 2 bytes each, rounded
+ * to nearest even by the converters of io/safetensors. `pad` is 0-3 zero bytes that bring the offset
+ * from the start of the message to a multiple of the value size, so a reader holding the message in
+ * an aligned buffer can use every float run in place (`decodeMessage(bytes, { views: true })`: the
+ * server reads 100 replies without copying 67 MB); integers and strings stay unaligned.
  *
  * ```
  * header (12 bytes)
  *   0   4  magic "SAFL" (53 41 46 4c)
- *   4   1  version u8 (= WIRE_VERSION = 1)
+ *   4   1  version u8 (= WIRE_VERSION = 3)
  *   5   1  kind u8: 0 broadcast, 1 reply
  *   6   1  payload dtype u8: 0 float32, 1 float16, 2 bfloat16
  *   7   1  flags u8, which optional meta fields follow: 0x01 clientId, 0x02 sampleCount,
@@ -39,7 +42,7 @@
  *         bits at or past initRank must be 0;
  *   then with k = popcount(mask): p floats(out·k) [out,k], e floats(k), q floats(k·in) [k,in]
  * scores (always float32, whatever the payload dtype: they steer rank allocation, not the model)
- *   u32 count, then per entry: module str16, u32 n, n × f32
+ *   u32 count, then per entry: module str16, u32 n, pad to 4, n × f32
  * end: no trailing bytes
  * ```
  *
@@ -48,7 +51,7 @@
  *
  * What the wire checks and what it does not: the decoder rejects anything the encoder could not have
  * produced (bad magic, another version, unknown codes or flag bits, truncation anywhere, trailing
- * bytes, mask padding bits, shapes whose element count overflows or exceeds the bytes left, invalid
+ * bytes, mask padding bits, non-zero alignment padding, shapes whose element count overflows or exceeds the bytes left, invalid
  * UTF-8, malformed config JSON, duplicate names within a section) with one `SaflError` of code `Io`
  * naming the problem and its byte offset. It does NOT check values: NaN and ±Infinity travel as they
  * are (float16 keeps NaN a NaN; values beyond a dtype's range become ±Infinity), because deciding
@@ -67,7 +70,7 @@ import { float16Table, float32ToBFloat16Bits, float32ToFloat16Bits } from "../io
 export type PayloadDType = "float32" | "float16" | "bfloat16";
 
 /** The layout version this module writes and the only one it reads. */
-export const WIRE_VERSION = 2;
+export const WIRE_VERSION = 3;
 
 /** Bytes of the fixed header (magic, version, kind, dtype, flags, round). */
 export const WIRE_HEADER_BYTES = 12;
@@ -238,8 +241,14 @@ class Writer {
     this.raw(b);
   }
 
-  /** Float32 data in the payload dtype. */
+  /** Zero bytes up to the next multiple of `size` from the start of the message (a fresh buffer is zero). */
+  align(size: number): void {
+    this.claim(padding(this.offset, size));
+  }
+
+  /** Float32 data in the payload dtype, aligned to its value size. */
   floats(data: Float32Array, dtype: PayloadDType): void {
+    this.align(ITEMSIZE[dtype]);
     const at = this.claim(data.length * ITEMSIZE[dtype]);
     const view = this.view;
     if (!view) return;
@@ -253,6 +262,7 @@ class Writer {
 
   /** Float32 values regardless of the payload dtype (scores). */
   float32s(data: Float32Array | Float64Array): void {
+    this.align(4);
     const at = this.claim(data.length * 4);
     if (this.view) this.float32At(at, data);
   }
@@ -267,6 +277,11 @@ class Writer {
     }
     for (let i = 0; i < data.length; i++) view.setFloat32(at + 4 * i, data[i]!, true);
   }
+}
+
+/** Bytes from `offset` to the next multiple of `size` (a power of two). */
+function padding(offset: number, size: number): number {
+  return (size - (offset & (size - 1))) & (size - 1);
 }
 
 function checkCount(n: number, what: string): number {
@@ -460,6 +475,14 @@ export function messageParamCount(msg: WireMessage): number {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
+/**
+ * What a reader call is reading, for its error message: a string, or a function that builds it, so
+ * the per-tensor descriptions (name, shape, dtype) are composed only when something is wrong — built
+ * eagerly they were most of the time of decoding a reply of ~70 tensors.
+ */
+type What = string | (() => string);
+const describe = (what: What): string => (typeof what === "string" ? what : what());
+
 function malformed(offset: number, problem: string): SaflError {
   return new SaflError(ErrorCode.Io, `wire: ${problem} at byte offset ${offset}`);
 }
@@ -468,10 +491,13 @@ class Reader {
   offset = 0;
   private readonly bytes: Uint8Array;
   private readonly view: DataView;
+  /** Float32 runs are returned as views of `bytes` (which is then 4-byte aligned) instead of copies. */
+  private readonly views: boolean;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, views: boolean) {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.views = views && LITTLE_ENDIAN_HOST && bytes.byteOffset % 4 === 0;
   }
 
   get remaining(): number {
@@ -479,54 +505,78 @@ class Reader {
   }
 
   /** Claims `n` bytes for `what` and returns their offset; `n` may be astronomically large. */
-  take(n: number, what: string): number {
+  take(n: number, what: What): number {
     if (n > this.remaining) {
-      throw malformed(this.offset, `truncated message: ${what} needs ${n} bytes but only ${this.remaining} are available`);
+      throw malformed(this.offset, `truncated message: ${describe(what)} needs ${n} bytes but only ${this.remaining} are available`);
     }
     const at = this.offset;
     this.offset += n;
     return at;
   }
 
-  u8(what: string): number {
+  u8(what: What): number {
     return this.view.getUint8(this.take(1, what));
   }
 
-  u16(what: string): number {
+  u16(what: What): number {
     return this.view.getUint16(this.take(2, what), true);
   }
 
-  u32(what: string): number {
+  u32(what: What): number {
     return this.view.getUint32(this.take(4, what), true);
   }
 
-  f64(what: string): number {
+  f64(what: What): number {
     return this.view.getFloat64(this.take(8, what), true);
   }
 
-  slice(n: number, what: string): Uint8Array {
+  slice(n: number, what: What): Uint8Array {
     const at = this.take(n, what);
     return this.bytes.subarray(at, at + n);
   }
 
-  str(what: string, wide = false): string {
-    const n = wide ? this.u32(`${what} length`) : this.u16(`${what} length`);
+  str(what: What, wide = false): string {
+    const n = wide ? this.u32(`${describe(what)} length`) : this.u16(`${describe(what)} length`);
     const at = this.offset;
     const b = this.slice(n, what);
+    // Names are short and almost always ASCII; TextDecoder's per-call cost dominated decoding a
+    // reply's ~70 tensor names, so those take a plain loop.
+    if (n <= 64) {
+      let high = 0;
+      for (let i = 0; i < n; i++) high |= b[i]!;
+      if (high < 0x80) return String.fromCharCode.apply(null, b as unknown as number[]);
+    }
     try {
       return utf8Decoder.decode(b);
     } catch {
-      throw malformed(at, `${what} is not valid UTF-8`);
+      throw malformed(at, `${describe(what)} is not valid UTF-8`);
     }
   }
 
-  /** `count` values in the payload dtype, as a fresh Float32Array (never a view of the input). */
-  floats(count: number, dtype: PayloadDType, what: string): Float32Array {
+  /** Skips the zero padding before a float run of `size`-byte values; the encoder writes only zeros. */
+  align(size: number, what: What): void {
+    const n = padding(this.offset, size);
+    if (n === 0) return;
+    const at = this.take(n, () => `alignment padding before ${describe(what)}`);
+    for (let i = at; i < at + n; i++) {
+      if (this.bytes[i] !== 0) throw malformed(i, `alignment padding before ${describe(what)} is not zero (0x${this.bytes[i]!.toString(16)})`);
+    }
+  }
+
+  /** `count` values in the payload dtype, as a fresh Float32Array (a view of the input only for float32 with `views`). */
+  floats(count: number, dtype: PayloadDType, what: What): Float32Array {
+    this.align(ITEMSIZE[dtype], what);
     const at = this.take(count * ITEMSIZE[dtype], what);
     if (dtype === "float32") return this.float32At(at, count);
     // Whole-array conversions: a table lookup per float16, a shift per bfloat16 (the per-element
     // scalar conversions made decoding 100 float16 replies take ~0.9 s instead of ~40 ms).
-    const bits = LITTLE_ENDIAN_HOST ? new Uint16Array(this.bytes.slice(at, at + 2 * count).buffer) : Uint16Array.from({ length: count }, (_, i) => this.view.getUint16(at + 2 * i, true));
+    // The run is 2-aligned within the message; read it in place when the message is too, else copy it.
+    const base = this.bytes.byteOffset + at;
+    const bits = !LITTLE_ENDIAN_HOST
+      ? Uint16Array.from({ length: count }, (_, i) => this.view.getUint16(at + 2 * i, true))
+      : base % 2 === 0
+        ? new Uint16Array(this.bytes.buffer, base, count)
+        : new Uint16Array(this.bytes.slice(at, at + 2 * count).buffer);
     if (dtype === "float16") {
       const table = float16Table();
       const out = new Float32Array(count);
@@ -538,11 +588,15 @@ class Reader {
     return new Float32Array(out.buffer);
   }
 
-  float32s(count: number, what: string): Float32Array {
+  float32s(count: number, what: What): Float32Array {
+    this.align(4, what);
     return this.float32At(this.take(count * 4, what), count);
   }
 
   private float32At(at: number, count: number): Float32Array {
+    // The layout aligns every float run to 4 bytes from the message start, and `views` is set only
+    // when the message itself starts on a 4-byte boundary, so this view is always legal.
+    if (this.views) return new Float32Array(this.bytes.buffer, this.bytes.byteOffset + at, count);
     // slice() copies into a fresh, aligned buffer, so the view below is always legal.
     if (LITTLE_ENDIAN_HOST) return new Float32Array(this.bytes.slice(at, at + 4 * count).buffer);
     const out = new Float32Array(count);
@@ -574,16 +628,29 @@ function parseConfig(text: string, at: number): Record<string, number | string |
   return parsed as Record<string, number | string | boolean>;
 }
 
+export interface DecodeOptions {
+  /**
+   * Return float32 runs (tensors, packed triplets, scores of a float32 message) as read-only-by-
+   * convention views of `bytes` instead of copies: the server's aggregation path, which only reads
+   * replies, decodes them without copying. The caller must not mutate the arrays, and they keep
+   * `bytes` alive. A message that does not start on a 4-byte boundary is copied once, whole.
+   */
+  readonly views?: boolean;
+}
+
 /**
- * Decodes a message; every array in the result is a fresh copy, never a view of `bytes`. Throws one
- * `SaflError` of code `Io`, naming the problem and its byte offset, for any malformed input. Values
- * are not checked (NaN/Infinity pass through).
+ * Decodes a message; every array in the result is a fresh copy, never a view of `bytes` (unless
+ * `opts.views`). Throws one `SaflError` of code `Io`, naming the problem and its byte offset, for any
+ * malformed input. Values are not checked (NaN/Infinity pass through).
  */
-export function decodeMessage(bytes: Uint8Array): DecodedMessage {
+export function decodeMessage(bytes: Uint8Array, opts: DecodeOptions = {}): DecodedMessage {
   if (!(bytes instanceof Uint8Array)) throw argError(`wire: decodeMessage expects a Uint8Array`);
+  const views = opts.views === true;
   // A Node Buffer's slice() is a view, not a copy, so a float section read from one (a SQLite BLOB, a
   // socket chunk) would land on the whole pooled ArrayBuffer. Read through a plain Uint8Array view.
-  const r = new Reader(Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  let plain = Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (views && plain.byteOffset % 4 !== 0) plain = plain.slice();
+  const r = new Reader(plain, views);
 
   const magic = r.slice(4, "magic");
   if (magic.some((b, i) => b !== MAGIC[i])) throw malformed(0, `bad magic: expected "SAFL" (${hex(MAGIC)}), got ${hex(magic)}`);
@@ -639,19 +706,19 @@ export function decodeMessage(bytes: Uint8Array): DecodedMessage {
   const tensorNames = new Set<string>();
   for (let i = 0; i < nTensors; i++) {
     const at = r.offset;
-    const name = r.str(`tensor ${i} name`);
+    const name = r.str(() => `tensor ${i} name`);
     rejectDuplicate(tensorNames, name, "tensor", at);
-    const where = `tensor ${JSON.stringify(name)}`;
-    const rank = r.u8(`${where} rank`);
+    const where = () => `tensor ${JSON.stringify(name)}`;
+    const rank = r.u8(() => `${where()} rank`);
     const dimsAt = r.offset;
     const shape: number[] = [];
-    for (let d = 0; d < rank; d++) shape.push(r.u32(`${where} dim ${d}`));
+    for (let d = 0; d < rank; d++) shape.push(r.u32(() => `${where()} dim ${d}`));
     let size = 1;
     for (const d of shape) size *= d;
     if (!Number.isSafeInteger(size)) {
-      throw malformed(dimsAt, `${where} shape [${shape.join(",")}] has an element count that overflows (beyond 2^53)`);
+      throw malformed(dimsAt, `${where()} shape [${shape.join(",")}] has an element count that overflows (beyond 2^53)`);
     }
-    tensors.push({ name, shape, data: r.floats(size, dtype, `${where} data (shape [${shape.join(",")}], ${dtype})`) });
+    tensors.push({ name, shape, data: r.floats(size, dtype, () => `${where()} data (shape [${shape.join(",")}], ${dtype})`) });
   }
 
   const packed: WirePackedModule[] = [];
@@ -659,14 +726,14 @@ export function decodeMessage(bytes: Uint8Array): DecodedMessage {
   const packedNames = new Set<string>();
   for (let i = 0; i < nPacked; i++) {
     const at = r.offset;
-    const name = r.str(`packed module ${i} name`);
+    const name = r.str(() => `packed module ${i} name`);
     rejectDuplicate(packedNames, name, "packed module", at);
     const where = `packed module ${JSON.stringify(name)}`;
-    const inFeatures = r.u32(`${where} inFeatures`);
-    const outFeatures = r.u32(`${where} outFeatures`);
-    const initRank = r.u32(`${where} initRank`);
+    const inFeatures = r.u32(() => `${where} inFeatures`);
+    const outFeatures = r.u32(() => `${where} outFeatures`);
+    const initRank = r.u32(() => `${where} initRank`);
     const maskAt = r.offset;
-    const bits = r.slice(Math.ceil(initRank / 8), `${where} mask (initRank ${initRank})`);
+    const bits = r.slice(Math.ceil(initRank / 8), () => `${where} mask (initRank ${initRank})`);
     const spare = initRank % 8;
     if (spare !== 0 && bits[bits.length - 1]! >> spare !== 0) {
       throw malformed(maskAt + bits.length - 1, `${where} mask has bits set past initRank ${initRank}`);
@@ -674,9 +741,9 @@ export function decodeMessage(bytes: Uint8Array): DecodedMessage {
     const mask = new Uint8Array(initRank);
     for (let j = 0; j < initRank; j++) mask[j] = (bits[j >>> 3]! >> (j & 7)) & 1;
     const k = popcount(mask);
-    const p = r.floats(outFeatures * k, dtype, `${where} p [${outFeatures},${k}]`);
-    const e = r.floats(k, dtype, `${where} e [${k}]`);
-    const q = r.floats(k * inFeatures, dtype, `${where} q [${k},${inFeatures}]`);
+    const p = r.floats(outFeatures * k, dtype, () => `${where} p [${outFeatures},${k}]`);
+    const e = r.floats(k, dtype, () => `${where} e [${k}]`);
+    const q = r.floats(k * inFeatures, dtype, () => `${where} q [${k},${inFeatures}]`);
     packed.push({ name, inFeatures, outFeatures, initRank, mask, p, e, q });
   }
 
@@ -685,10 +752,10 @@ export function decodeMessage(bytes: Uint8Array): DecodedMessage {
   const scoreNames = new Set<string>();
   for (let i = 0; i < nScores; i++) {
     const at = r.offset;
-    const module = r.str(`scores ${i} module name`);
+    const module = r.str(() => `scores ${i} module name`);
     rejectDuplicate(scoreNames, module, "scores module", at);
-    const n = r.u32(`scores of ${JSON.stringify(module)} count`);
-    scores.push({ module, scores: r.float32s(n, `scores of ${JSON.stringify(module)} (${n} float32)`) });
+    const n = r.u32(() => `scores of ${JSON.stringify(module)} count`);
+    scores.push({ module, scores: r.float32s(n, () => `scores of ${JSON.stringify(module)} (${n} float32)`) });
   }
 
   if (r.remaining !== 0) throw malformed(r.offset, `${r.remaining} trailing byte(s) after the end of the message`);
