@@ -6,7 +6,7 @@
  * MB = 10^6 bytes) of incompressible-looking bytes, and a client built as `runClient` builds one (an
  * Http2SessionManager, the gRPC transport, a bearer-token interceptor that also counts every
  * message's bytes as the real client does) that joins and downloads the object with PullObject in
- * 4 MiB chunks.
+ * 4 MiB chunks. The handler is `safl server`'s own (net/routes federationHandler).
  *
  * 1. Throughput: `--reps` (default 5) downloads into memory with net/client-cache `pullToMemory`
  *    (chunks reassembled, then the SHA-256 checked), reporting MB/s per download and the median.
@@ -35,13 +35,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, createContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { ObjectCache, type PullChunk, pullToMemory } from "../src/net/client-cache.js";
 import { FederationService } from "../src/net/gen/safl/v1/federation_pb.js";
 import { FederationHub } from "../src/net/hub.js";
 import { CHUNK_BYTES, FRAME_PREFIX_BYTES, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from "../src/net/protocol.js";
-import { federationRoutes, kRemoteAddress } from "../src/net/routes.js";
+import { federationHandler } from "../src/net/routes.js";
 import { StateStore } from "../src/net/state.js";
 import { createToken, RateLimiter, TokenVerifier } from "../src/net/tokens.js";
 
@@ -108,14 +108,8 @@ const hub = new FederationHub({
   maxReplyBytes: 2 * 1024 * 1024 * 1024 - 1,
   log: () => undefined,
 });
-const server = http2.createServer(
-  connectNodeAdapter({
-    routes: federationRoutes(hub),
-    readMaxBytes: MAX_MESSAGE_BYTES,
-    writeMaxBytes: MAX_MESSAGE_BYTES,
-    contextValues: (req) => createContextValues().set(kRemoteAddress, req.socket?.remoteAddress ?? "unknown"),
-  }),
-);
+// The handler `safl server` uses (net/routes): its limits, and no compression either way.
+const server = http2.createServer(federationHandler(hub));
 const sessions = new Set<http2.ServerHttp2Session>();
 server.on("session", (s) => {
   sessions.add(s);

@@ -626,6 +626,14 @@ export class StateStore {
     );
   }
 
+  /** Who answered task `taskId` of the open round and the hash of the reply, without reading the payload. */
+  acceptedReplyDigest(taskId: string): { clientId: string; sha256: string } | undefined {
+    // A peer's id: one that could never have been stored has no reply (rather than an error).
+    if (typeof taskId !== "string" || taskId.length === 0 || taskId.length > MAX_ID_LENGTH) return undefined;
+    const r = this.sql("SELECT client_id, sha256 FROM replies WHERE task_id = ?").get(taskId) as { client_id: string; sha256: string } | undefined;
+    return r && { clientId: r.client_id, sha256: r.sha256 };
+  }
+
   /** Records that a task of the open round failed; "stale" (nothing stored) when there is no such task for that client. */
   recordFailure(f: FailureInput): "recorded" | "stale" {
     const taskId = checkId("taskId", f.taskId);
@@ -761,12 +769,17 @@ export class StateStore {
   // -------------------------------------------------------------------------------------------
   // Clients
 
-  /** Adds a client, or updates its token hash when one is given (an absent one keeps the stored one). */
-  upsertClient(c: { id: string; tokenHash?: string }): void {
+  /**
+   * Adds a client, or updates its token hash and last-seen time when given (an absent one keeps the
+   * stored value). One statement, so a Join costs one commit.
+   */
+  upsertClient(c: { id: string; tokenHash?: string; lastSeenMs?: number }): void {
     const id = checkId("client id", c.id);
     if (c.tokenHash !== undefined) checkHash("tokenHash", c.tokenHash);
-    this.sql("INSERT INTO clients (id, token_hash) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET token_hash = coalesce(excluded.token_hash, token_hash)")
-      .run(id, c.tokenHash ?? null);
+    const seen = c.lastSeenMs === undefined ? null : checkInt("lastSeenMs", c.lastSeenMs);
+    this.sql(
+      "INSERT INTO clients (id, token_hash, last_seen_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET token_hash = coalesce(excluded.token_hash, token_hash), last_seen_ms = coalesce(excluded.last_seen_ms, last_seen_ms)",
+    ).run(id, c.tokenHash ?? null, seen);
   }
 
   private updateClient(id: string, sql: string, ...params: unknown[]): void {
