@@ -1,7 +1,8 @@
 /**
  * @module fl
  * Federated learning, transport-agnostic: strategies (FedAvg, FedProx, FedLoRA, FFA-LoRA,
- * FedAdaLoRA, SA-FedLoRA) built from a validated spec, the round driver, the bytes-only `Grid`
+ * FedAdaLoRA, SA-FedLoRA) built from a validated spec, with optional server optimizers (FedAvgM,
+ * FedAdagrad, FedAdam, FedYogi) on the aggregate, the round driver, the bytes-only `Grid`
  * interface to clients, the client engine that answers a round, and the wire format whose byte counts
  * are the communication figures. Platform-free (safe for a browser bundle): a grid over worker
  * threads or a network plugs in from outside; the in-memory simulator is `sa-fedlora/sim`.
@@ -29,6 +30,22 @@ export { LoraStrategy, type LoraStrategyOptions } from "./strategies/lora.js";
 export { type Selection, SvdStrategy, type SvdStrategyOptions } from "./strategies/svd.js";
 export { StagedStrategy } from "./strategies/staged.js";
 export { FrozenBase } from "./strategies/base.js";
+
+// Server optimizers on each round's aggregate (strategy.serverOptimizer): registry, schema, state.
+export {
+  SERVER_OPTIMIZER_ENTRIES,
+  SERVER_OPTIMIZER_NAMES,
+  ServerOptimizer,
+  type ServerOptimizerEntry,
+  type ServerOptimizerName,
+  type ServerOptimizerSpec,
+  type UpdateRule,
+  createServerOptimizer,
+  defineServerOptimizer,
+  parseServerOptimizerSpec,
+  serverOptimizerEntry,
+  serverOptimizerSpecSchema,
+} from "./server-optimizer.js";
 
 // The round loop (server side).
 export { type DriverOptions, type EvalResult, fedavgTraffic, runRounds, sampleClients } from "./driver.js";

@@ -96,7 +96,8 @@ export const runConfigSchema = z
       })
       .strict()
       .prefault({}),
-    // A strategy object without a name is SA-FedLoRA, so `--set strategy.initiating.rounds=0` works alone.
+    // A strategy object without a name is SA-FedLoRA, so `--set strategy.initiating.rounds=0` works alone
+    // (as does `--set strategy.serverOptimizer.name=fedadam`; every strategy takes serverOptimizer, fl/server-optimizer).
     strategy: z.preprocess((v) => (v !== null && typeof v === "object" && !Array.isArray(v) && !("name" in v) ? { name: "sa-fedlora", ...v } : v), strategySpecSchema).prefault({ name: "sa-fedlora" }),
     training: z
       .object({

@@ -11,6 +11,7 @@ import type { VitConfig } from "../../nn/config.js";
 import { ParamStore } from "../../nn/params.js";
 import type { AdapterKind } from "../../peft/adapter.js";
 import { isHeadParam } from "../../peft/model.js";
+import type { ServerOptimizerSpec } from "../server-optimizer.js";
 import type { LocalTraining, Strategy } from "../strategy.js";
 
 /** What every strategy is built from. */
@@ -23,6 +24,12 @@ export interface StrategyContext {
   readonly training: { readonly full: LocalTraining; readonly adapter: (kind: AdapterKind) => LocalTraining };
   readonly rounds: number;
   readonly seed: number;
+  /**
+   * The server optimizer applied to every round's aggregate (`strategy.serverOptimizer`, set by
+   * `createStrategy` from the spec); absent: plain averaging. Each strategy (each stage of a staged
+   * one) builds its own optimizer from it.
+   */
+  readonly serverOptimizer?: ServerOptimizerSpec;
 }
 
 /** A problem with a strategy's fields in the context of a run, at a path under `strategy`. */

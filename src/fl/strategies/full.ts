@@ -10,6 +10,7 @@ import type { ParamStore } from "../../nn/params.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import type { Stage } from "../records.js";
+import { applyAggregate, createServerOptimizer, optimizerSummary, restoreOptimizerState, type ServerOptimizer, type ServerOptimizerSpec, withOptimizerState } from "../server-optimizer.js";
 import { restoreStore, type StrategySnapshot, storeSnapshot } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import type { WireMessage } from "../wire.js";
@@ -25,17 +26,21 @@ export interface FullModelOptions {
   readonly seed: number;
   /** How rounds are labelled in the log ("train", or "initiating" inside SA-FedLoRA). */
   readonly stage?: Stage;
+  /** A server optimizer on every round's aggregate (all weights); absent: the aggregate is the new global model. */
+  readonly serverOptimizer?: ServerOptimizerSpec | undefined;
 }
 
 export class FullModelStrategy implements Strategy {
   readonly name: string;
   private readonly global: ParamStore;
   private readonly names: readonly string[];
+  private readonly optimizer: ServerOptimizer | undefined;
 
   constructor(private readonly opts: FullModelOptions) {
     this.name = opts.name;
     this.global = opts.initial.clone();
     this.names = this.global.names();
+    this.optimizer = createServerOptimizer(opts.serverOptimizer);
   }
 
   private instruction(task: "train" | "evaluate", round: number, clientId: string): Instruction {
@@ -52,7 +57,7 @@ export class FullModelStrategy implements Strategy {
 
   aggregateTrain(_round: number, replies: readonly AcceptedReply[]): void {
     const agg = aggregateReplies(replies.map((r) => r.message));
-    for (const t of agg.tensors) this.global.set(t.name, t.shape, t.data);
+    applyAggregate(this.global, agg.tensors, this.optimizer);
   }
 
   configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {
@@ -65,15 +70,15 @@ export class FullModelStrategy implements Strategy {
   }
 
   summary(): Record<string, unknown> {
-    return { mu: this.opts.mu };
+    return { mu: this.opts.mu, ...optimizerSummary(this.optimizer) };
   }
 
   snapshot(): StrategySnapshot {
-    return storeSnapshot(this.global);
+    return withOptimizerState(storeSnapshot(this.global), this.optimizer);
   }
 
   restore(s: StrategySnapshot): void {
-    restoreStore(this.global, s, this.name);
+    restoreStore(this.global, restoreOptimizerState(s, this.optimizer, this.name), this.name);
   }
 }
 
@@ -81,12 +86,12 @@ export const fedavgStrategy = defineStrategy({
   name: "fedavg",
   summary: "FedAvg: every weight trained, sent and averaged",
   schema: z.object({ name: z.literal("fedavg") }).strict(),
-  create: (_spec, { initial, training, seed }) => new FullModelStrategy({ name: "fedavg", initial, training: training.full, mu: 0, seed }),
+  create: (_spec, { initial, training, seed, serverOptimizer }) => new FullModelStrategy({ name: "fedavg", initial, training: training.full, mu: 0, seed, serverOptimizer }),
 });
 
 export const fedproxStrategy = defineStrategy({
   name: "fedprox",
   summary: "FedProx: FedAvg with the proximal term μ/2·‖w − w_global‖² in local training",
   schema: z.object({ name: z.literal("fedprox"), mu: z.number().min(0).default(0.01) }).strict(),
-  create: (spec, { initial, training, seed }) => new FullModelStrategy({ name: "fedprox", initial, training: training.full, mu: spec.mu, seed }),
+  create: (spec, { initial, training, seed, serverOptimizer }) => new FullModelStrategy({ name: "fedprox", initial, training: training.full, mu: spec.mu, seed, serverOptimizer }),
 });

@@ -3,10 +3,12 @@
  * The strategies by name: one registry entry each (fl/strategies/entry says what an entry owns),
  * the run config's `strategy` schema built from the entries, and the one function that turns a
  * validated spec into a `Strategy`. Adding a strategy: its file with a `defineStrategy` entry, then
- * one line in `STRATEGY_ENTRIES`.
+ * one line in `STRATEGY_ENTRIES`. Fields every strategy has (the optional `serverOptimizer`,
+ * fl/server-optimizer) are added here, once, to each entry's schema.
  */
 import { z } from "zod";
 import { argError } from "../../errors.js";
+import { serverOptimizerSpecSchema } from "../server-optimizer.js";
 import type { Strategy } from "../strategy.js";
 import type { RunShape, StrategyContext, StrategyEntry, StrategyIssue } from "./entry.js";
 import { fedavgStrategy, fedproxStrategy } from "./full.js";
@@ -19,9 +21,19 @@ export type { RunShape, StrategyContext, StrategyEntry, StrategyIssue } from "./
 /** Every strategy, in the order help texts and docs list them. */
 export const STRATEGY_ENTRIES = [fedavgStrategy, fedproxStrategy, fedloraStrategy, ffaLoraStrategy, fedadaloraStrategy, saFedLoraStrategy] as const;
 
-type Schemas<T extends readonly StrategyEntry<z.ZodObject>[]> = { -readonly [K in keyof T]: T[K]["schema"] };
+/** The fields every strategy accepts besides its own. */
+const commonFields = {
+  /** A server optimizer on each round's aggregate (absent: plain averaging, the aggregate as the new global model). */
+  serverOptimizer: serverOptimizerSpecSchema.optional(),
+};
 
-export const strategySpecSchema = z.discriminatedUnion("name", STRATEGY_ENTRIES.map((e) => e.schema) as unknown as Schemas<typeof STRATEGY_ENTRIES>);
+type WithCommon<S> = S extends z.ZodObject<infer Shape, infer Config> ? z.ZodObject<Shape & typeof commonFields, Config> : never;
+type Schemas<T extends readonly StrategyEntry<z.ZodObject>[]> = { -readonly [K in keyof T]: WithCommon<T[K]["schema"]> };
+
+export const strategySpecSchema = z.discriminatedUnion(
+  "name",
+  STRATEGY_ENTRIES.map((e) => (e.schema as z.ZodObject).safeExtend(commonFields)) as unknown as Schemas<typeof STRATEGY_ENTRIES>,
+);
 
 export type StrategySpec = z.output<typeof strategySpecSchema>;
 export type StrategyName = StrategySpec["name"];
@@ -37,7 +49,8 @@ export function strategyEntry(name: string): StrategyEntry {
 }
 
 export function createStrategy(spec: StrategySpec, ctx: StrategyContext): Strategy {
-  return strategyEntry(spec.name).create(spec as never, ctx);
+  const { serverOptimizer } = spec;
+  return strategyEntry(spec.name).create(spec as never, serverOptimizer ? { ...ctx, serverOptimizer } : ctx);
 }
 
 /** The strategy's own checks against the run (paths relative to `strategy`). */

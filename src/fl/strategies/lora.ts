@@ -14,6 +14,7 @@ import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
+import { applyAggregate, createServerOptimizer, optimizerSummary, restoreOptimizerState, type ServerOptimizer, type ServerOptimizerSpec, withOptimizerState } from "../server-optimizer.js";
 import { restoreStore, type StrategySnapshot, storeSnapshot } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import type { RoundFailure } from "../records.js";
@@ -33,6 +34,8 @@ export interface LoraStrategyOptions {
   readonly initSeed: number;
   /** Proximal weight on the trained set (0 for plain FedLoRA). */
   readonly mu?: number;
+  /** A server optimizer on every round's aggregate (the trained adapter factors and the head); absent: plain averaging. */
+  readonly serverOptimizer?: ServerOptimizerSpec | undefined;
 }
 
 export class LoraStrategy implements Strategy {
@@ -40,9 +43,11 @@ export class LoraStrategy implements Strategy {
   private readonly rm: RoundModel;
   /** Global adapter values and head (and the frozen A of FFA-LoRA). */
   private readonly values: ParamStore;
+  private readonly optimizer: ServerOptimizer | undefined;
 
   constructor(private readonly opts: LoraStrategyOptions) {
     this.name = opts.name;
+    this.optimizer = createServerOptimizer(opts.serverOptimizer);
     this.rm = buildRoundModel(opts.config, opts.spec.kind, opts.spec);
     this.values = opts.head.clone();
     for (const n of this.values.names()) if (!isHeadParam(n)) throw new Error(`LoraStrategy: head store holds "${n}"`);
@@ -66,7 +71,7 @@ export class LoraStrategy implements Strategy {
 
   aggregateTrain(_round: number, replies: readonly AcceptedReply[]): void {
     const agg = aggregateReplies(replies.map((r) => r.message));
-    for (const t of agg.tensors) this.values.set(t.name, t.shape, t.data);
+    applyAggregate(this.values, agg.tensors, this.optimizer);
     for (const r of replies) this.opts.base.received(r.clientId);
   }
 
@@ -85,15 +90,15 @@ export class LoraStrategy implements Strategy {
   }
 
   summary(): Record<string, unknown> {
-    return { adapter: this.opts.spec, trainedParams: this.values.count(this.rm.trainable), baseDownloads: this.opts.base.downloads };
+    return { adapter: this.opts.spec, trainedParams: this.values.count(this.rm.trainable), baseDownloads: this.opts.base.downloads, ...optimizerSummary(this.optimizer) };
   }
 
   snapshot(): StrategySnapshot {
-    return storeSnapshot(this.values, { base: this.opts.base.state() });
+    return withOptimizerState(storeSnapshot(this.values, { base: this.opts.base.state() }), this.optimizer);
   }
 
   restore(s: StrategySnapshot): void {
-    restoreStore(this.values, s, this.name);
+    restoreStore(this.values, restoreOptimizerState(s, this.optimizer, this.name), this.name);
     this.opts.base.setState((s.meta["base"] ?? {}) as Record<string, unknown>);
   }
 }
@@ -104,9 +109,9 @@ function loraFamily<N extends string>(name: N, kind: "lora" | "ffa-lora", summar
     name,
     summary,
     schema: z.object({ name: z.literal(name), adapter: loraConfigSchema.prefault({}) }).strict(),
-    create(spec, { config, initial, training, seed }) {
+    create(spec, { config, initial, training, seed, serverOptimizer }) {
       const adapter = resolveAdapterSpec(kind, spec.adapter) as AdapterSpec & { kind: "lora" | "ffa-lora" };
-      return new LoraStrategy({ name, config, spec: adapter, base: new FrozenBase(0, initial), head: headOf(initial), training: training.adapter(kind), seed, initSeed: seed + 1 });
+      return new LoraStrategy({ name, config, spec: adapter, base: new FrozenBase(0, initial), head: headOf(initial), training: training.adapter(kind), seed, initSeed: seed + 1, serverOptimizer });
     },
   });
 }

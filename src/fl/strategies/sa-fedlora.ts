@@ -5,7 +5,8 @@
  * unknown of the paper is a field with a documented default (docs/algorithm.md): initiating rounds,
  * μ and trainable set; the SVD adapter's ranks; the heating and cooling lengths; score smoothing;
  * the selection rule. The two ablations are configs: `initiating.rounds: 0` (no initiating stage)
- * and `fixedRank: true` (no annealing).
+ * and `fixedRank: true` (no annealing). A server optimizer (`serverOptimizer`) runs in each stage
+ * on that stage's tensors, with state of its own: the annealing stage starts with fresh state.
  */
 import { z } from "zod";
 import type { ParamStore } from "../../nn/params.js";
@@ -51,7 +52,7 @@ const saFedLoraSchema = z
 type SaFedLoraSpec = z.output<typeof saFedLoraSchema>;
 
 function createSaFedLora(spec: SaFedLoraSpec, ctx: StrategyContext): Strategy {
-  const { config, initial, training, rounds, seed } = ctx;
+  const { config, initial, training, rounds, seed, serverOptimizer } = ctx;
   const resolved = resolveAdaloraConfig(spec.adapter);
   // No annealing: the adapter is built at the target rank and every triplet stays active.
   const adapter = { kind: "adalora" as const, ...resolved, ...(spec.fixedRank ? { initRank: resolved.targetRank, alpha: spec.adapter.alpha ?? resolved.targetRank } : {}) };
@@ -76,11 +77,12 @@ function createSaFedLora(spec: SaFedLoraSpec, ctx: StrategyContext): Strategy {
       scoreSmoothing: spec.scoreSmoothing,
       selection: spec.selection,
       aggregation: spec.aggregation ?? "factors",
+      serverOptimizer,
     });
   if (init.rounds === 0 || init.trainable === "adapter") {
     return svd(new FrozenBase(0, initial), headOf(initial), 1, rounds, init.rounds);
   }
-  const first = new FullModelStrategy({ name: "sa-fedlora", initial, training: training.full, mu: init.mu, seed, stage: "initiating" });
+  const first = new FullModelStrategy({ name: "sa-fedlora", initial, training: training.full, mu: init.mu, seed, stage: "initiating", serverOptimizer });
   return new StagedStrategy("sa-fedlora", first, init.rounds, (global) => svd(new FrozenBase(1, global), headOf(global), init.rounds + 1, rounds - init.rounds, 0));
 }
 

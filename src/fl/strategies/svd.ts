@@ -13,6 +13,10 @@
  *
  * Optionally the first `initiatingRounds` rounds train every triplet with a proximal term (the
  * "LoRA-only initiating stage" reading of the paper).
+ *
+ * With a server optimizer (fl/server-optimizer) the head and the full-size P, λ, Q tensors take its
+ * step from their values before the round; entries of masked triplets are left exactly as they
+ * were and their optimizer state is reset, so a revived triplet starts with fresh moments.
  */
 import { z } from "zod";
 import { argError } from "../../errors.js";
@@ -20,7 +24,7 @@ import type { VitConfig } from "../../nn/config.js";
 import type { ParamStore } from "../../nn/params.js";
 import { allocate } from "../../peft/adalora/allocator.js";
 import type { ModuleScores } from "../../peft/adalora/importance.js";
-import { type SvdAdapter, writeMask } from "../../peft/adalora/layer.js";
+import { svdE, svdP, svdQ, type SvdAdapter, writeMask } from "../../peft/adalora/layer.js";
 import { activeCount, type PackedModule, packModule, unpackModule } from "../../peft/adalora/pack.js";
 import { budgetSchedule, type SchedulePhase } from "../../peft/adalora/schedule.js";
 import { mergeAdapter } from "../../peft/merge.js";
@@ -30,6 +34,7 @@ import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation, weightedMean } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
+import { applyAggregate, createServerOptimizer, optimizerSummary, restoreOptimizerState, type ServerOptimizer, type ServerOptimizerSpec, withOptimizerState } from "../server-optimizer.js";
 import { restoreStore, type RoundInfo, type StrategySnapshot, storeSnapshot } from "../strategy.js";
 import { type AcceptedReply, broadcast, clientSeed, type LocalTraining, type Strategy, shapesOf, storeTensors, type TrainPlan } from "../strategy.js";
 import { truncatedSvd } from "../../util/linalg.js";
@@ -68,6 +73,8 @@ export interface SvdStrategyOptions {
   readonly selection: Selection;
   /** "factors": average P, λ, Q separately; "product": average P·diag(λ)·Q and re-factorize it. */
   readonly aggregation: "factors" | "product";
+  /** A server optimizer on every round's aggregate (head and active triplets); absent: plain averaging. */
+  readonly serverOptimizer?: ServerOptimizerSpec | undefined;
 }
 
 export class SvdStrategy implements Strategy {
@@ -82,9 +89,11 @@ export class SvdStrategy implements Strategy {
   private scores: ModuleScores[] | undefined;
   private masks: Map<string, Uint8Array>;
   private frozenMask = false;
+  private readonly optimizer: ServerOptimizer | undefined;
 
   constructor(private readonly opts: SvdStrategyOptions) {
     this.name = opts.name;
+    this.optimizer = createServerOptimizer(opts.serverOptimizer);
     this.rm = buildRoundModel(opts.config, "adalora", opts.spec);
     this.adapter = this.rm.adapter as SvdAdapter;
     this.values = opts.head.clone();
@@ -155,7 +164,8 @@ export class SvdStrategy implements Strategy {
 
   aggregateTrain(_round: number, replies: readonly AcceptedReply[]): void {
     const agg = aggregateReplies(replies.map((r) => r.message));
-    for (const t of agg.tensors) this.values.set(t.name, t.shape, t.data);
+    applyAggregate(this.values, agg.tensors, this.optimizer);
+    const before = this.optimizer ? this.factorValues() : undefined;
     if (this.opts.aggregation === "product") {
       // aggregateReplies has validated every reply against this round's expectation already.
       const weights = replies.map((r) => r.message.sampleCount ?? 0);
@@ -167,6 +177,7 @@ export class SvdStrategy implements Strategy {
     } else {
       for (const p of agg.packed) unpackModule(p, this.values);
     }
+    if (this.optimizer && before) this.stepFactors(this.optimizer, before);
     const beta = this.opts.scoreSmoothing;
     const prev = this.scores ? new Map(this.scores.map((s) => [s.module, s.scores])) : undefined;
     this.scores = agg.scores.map((s) => {
@@ -176,6 +187,32 @@ export class SvdStrategy implements Strategy {
       return { module: s.module, scores: fresh.map((v, i) => beta * old[i]! + (1 - beta) * v) };
     });
     for (const r of replies) this.opts.base.received(r.clientId);
+  }
+
+  /** Copies of every module's full-size P, λ and Q (the global values before this round's aggregate). */
+  private factorValues(): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const m of this.adapter.modules()) for (const n of [svdP(m.name), svdE(m.name), svdQ(m.name)]) out.set(n, this.values.get(n).slice());
+    return out;
+  }
+
+  /**
+   * The server optimizer's step on the factors, from their values before the round to the
+   * aggregate now in the store. Only the round's active triplets move: P [out, r₀] column i, λ
+   * entry i and Q [r₀, in] row i are active when mask[i] is 1; the rest keep their values exactly
+   * and their state is reset.
+   */
+  private stepFactors(optimizer: ServerOptimizer, before: ReadonlyMap<string, Float32Array>): void {
+    for (const m of this.adapter.modules()) {
+      const mask = this.masks.get(m.name)!;
+      const r = m.rank;
+      const activeP = Uint8Array.from({ length: m.outFeatures * r }, (_, k) => mask[k % r]!);
+      const activeQ = Uint8Array.from({ length: r * m.inFeatures }, (_, k) => mask[Math.floor(k / m.inFeatures)]!);
+      for (const [name, active] of [[svdP(m.name), activeP], [svdE(m.name), mask], [svdQ(m.name), activeQ]] as const) {
+        const shape = this.values.shape(name);
+        this.values.set(name, shape, optimizer.step(name, shape, before.get(name)!, this.values.get(name), active));
+      }
+    }
   }
 
   clientsFailed(_round: number, failures: readonly RoundFailure[]): void {
@@ -198,15 +235,17 @@ export class SvdStrategy implements Strategy {
   }
 
   snapshot(): StrategySnapshot {
-    return storeSnapshot(this.values, {
+    const snap = storeSnapshot(this.values, {
       base: this.opts.base.state(),
       scores: this.scores?.map((s) => ({ module: s.module, scores: [...s.scores] })) ?? null,
       masks: Object.fromEntries([...this.masks].map(([m, mask]) => [m, [...mask]])),
       frozenMask: this.frozenMask,
     });
+    return withOptimizerState(snap, this.optimizer);
   }
 
-  restore(s: StrategySnapshot): void {
+  restore(snapshot: StrategySnapshot): void {
+    const s = restoreOptimizerState(snapshot, this.optimizer, this.name);
     restoreStore(this.values, s, this.name);
     const m = s.meta as { base?: Record<string, unknown>; scores?: { module: string; scores: number[] }[] | null; masks?: Record<string, number[]>; frozenMask?: boolean };
     const modules = this.adapter.modules();
@@ -233,6 +272,7 @@ export class SvdStrategy implements Strategy {
       scoreSmoothing: this.opts.scoreSmoothing,
       selection: this.opts.selection,
       aggregation: this.opts.aggregation,
+      ...optimizerSummary(this.optimizer),
     };
   }
 }
@@ -366,7 +406,7 @@ export const fedadaloraStrategy = defineStrategy({
       aggregation: annealingFields.aggregation,
     })
     .strict(),
-  create: (spec, { config, initial, training, rounds, seed }) =>
+  create: (spec, { config, initial, training, rounds, seed, serverOptimizer }) =>
     new SvdStrategy({
       name: "fedadalora",
       config,
@@ -386,6 +426,7 @@ export const fedadaloraStrategy = defineStrategy({
       scoreSmoothing: spec.scoreSmoothing,
       selection: spec.selection,
       aggregation: spec.aggregation ?? "factors",
+      serverOptimizer,
     }),
   check: (spec, run) => annealingIssues(spec, run.rounds),
 });
