@@ -78,6 +78,8 @@ export interface Session {
   lastSeenMs: number;
   /** When `lastSeenMs` was last written to the state file (see SEEN_PERSIST_MS). */
   persistedSeenMs: number;
+  /** The session was answered RunFinished (so the server need not wait for it before exiting). */
+  toldFinished: boolean;
   state: ClientState;
   round: number;
   imagesPerSecond: number;
@@ -211,6 +213,7 @@ export class FederationHub {
       device: { kind: device.kind.slice(0, 32), threads: device.threads, platform: device.platform.slice(0, 200) },
       lastSeenMs: Date.now(),
       persistedSeenMs: 0,
+      toldFinished: false,
       state: ClientState.IDLE,
       round: 0,
       imagesPerSecond: 0,
@@ -359,7 +362,10 @@ export class FederationHub {
     const waitMs = Math.min(Math.max(req.waitMs, 0), MAX_PULL_WAIT_MS);
     const until = Date.now() + waitMs;
     for (;;) {
-      if (this.finished !== undefined) return { outcome: { case: "finished", value: { summaryJson: this.finished } } };
+      if (this.finished !== undefined) {
+        s.toldFinished = true;
+        return { outcome: { case: "finished", value: { summaryJson: this.finished } } };
+      }
       const t = this.nextTask(s.gridId);
       if (t) {
         t.handedOut = true;
@@ -484,6 +490,12 @@ export class FederationHub {
 
   get isFinished(): boolean {
     return this.finished !== undefined;
+  }
+
+  /** Online sessions that have not yet been answered RunFinished (the server waits a little for them). */
+  sessionsNotToldFinished(nowMs = Date.now()): number {
+    const online = new Set(this.onlineIds(nowMs));
+    return [...this.byGrid.values()].filter((s) => online.has(s.gridId) && !s.toldFinished).length;
   }
 }
 

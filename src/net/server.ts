@@ -185,8 +185,10 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
     for (const [name, svg] of runPlots(records, { title: `${cfg.strategy.name}, ${cfg.clients.partition} (deployed)` })) await writeAtomic(join(o.outDir, name), svg);
     await saveCheckpoint(join(o.outDir, "model"), setup.config, strategy.globalModel(), { safl_run: { runId, strategy: cfg.strategy.name, rounds: cfg.rounds } });
     hub.finish(JSON.stringify({ runId, rounds: records.length, finalAccuracy: summary.finalAccuracy ?? null }));
-    // Let connected clients hear that the run is over (their next PullTask answers RunFinished).
-    await new Promise((r) => setTimeout(r, Math.min(3000, dep.heartbeatSeconds * 1000)));
+    // Let connected clients hear that the run is over (their next PullTask answers RunFinished): wait
+    // until every online session was told, or at most 3 s (or a heartbeat interval) for the rest.
+    const lingerUntil = Date.now() + Math.min(3000, dep.heartbeatSeconds * 1000);
+    while (hub.sessionsNotToldFinished() > 0 && Date.now() < lingerUntil) await new Promise((r) => setTimeout(r, 50));
     return { records, summary, resumedFrom };
   } finally {
     await new Promise<void>((resolve) => {
