@@ -2,7 +2,10 @@
 // Enforces the dependency direction of the layout (docs/architecture.md): a module may import only
 // from its own layer or layers listed before it, and platform modules (node:*, onnxruntime-node) only
 // from the edges (runtime/node.ts, io/*-file and checkpoint code, cli/, bench/, tests). src/index.ts,
-// the package's Node entry point, is the top layer: it re-exports from any layer.
+// the package's Node entry point, is the top layer: it re-exports from any layer. web/ (the browser
+// entry) may import every layer but nothing imports it, not even src/index.ts, and it is the only
+// place onnxruntime-web may be imported (web/runtime.ts), while node:* and onnxruntime-node may not
+// be. Static imports, re-exports and dynamic import("...") calls are all checked.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative, dirname, resolve } from "node:path";
 
@@ -36,14 +39,20 @@ const problems = [];
 for (const file of files) {
   const text = readFileSync(file, "utf8");
   const from = layerOf(file);
-  for (const m of text.matchAll(/^\s*(?:import|export)[^"']*from\s+["']([^"']+)["']/gm)) {
-    const spec = m[1];
+  const specs = [
+    ...[...text.matchAll(/^\s*(?:import|export)[^"']*from\s+["']([^"']+)["']/gm)].map((m) => m[1]),
+    ...[...text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1]),
+  ];
+  for (const spec of specs) {
     if (spec.startsWith(".")) {
       const target = resolve(dirname(file), spec);
       const to = layerOf(target.replace(/\.js$/, ".ts"));
       if (rank(to) > rank(from) && !file.endsWith(".test.ts")) problems.push(`${relative(".", file)}: ${from} may not import ${to} (${spec})`);
-    } else if ((spec.startsWith("node:") || spec === "onnxruntime-node") && !platformOk(file)) {
+      else if (to === "web" && from !== "web") problems.push(`${relative(".", file)}: nothing outside web/ may import the browser entry (${spec})`);
+    } else if ((spec.startsWith("node:") || spec === "onnxruntime-node") && (!platformOk(file) || from === "web")) {
       problems.push(`${relative(".", file)}: platform import "${spec}" outside the edges`);
+    } else if (spec.split("/")[0] === "onnxruntime-web" && relative(src, file) !== "web/runtime.ts") {
+      problems.push(`${relative(".", file)}: onnxruntime-web may be imported only by src/web/runtime.ts (${spec})`);
     }
   }
 }

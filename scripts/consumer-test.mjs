@@ -122,7 +122,7 @@ function checkTarballFiles(files) {
   const problems = [];
   const forbidden = [
     [/^(test|bench|scripts|docs|src|\.ci)\//, "a repository folder that is not shipped"],
-    [/^dist\/(?!src\/)/, "built output outside dist/src (tests, benches, build info)"],
+    [/^dist\/(?!src\/|web\/)/, "built output outside dist/src and dist/web (tests, benches, build info)"],
     [/\.test\.[^/]*$/, "a compiled test"],
     [/(^|\/)fixtures?\//, "a test fixture"],
     [/\.ts$/, "a TypeScript source"],

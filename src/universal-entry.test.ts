@@ -1,6 +1,7 @@
 /**
  * The platform-free entry points (`sa-fedlora/graph`, `/nn`, `/peft`, `/fl`) must not reach a Node
- * built-in or onnxruntime-node through any chain of runtime imports, so a browser bundle can use them.
+ * built-in or onnxruntime-node through any chain of runtime imports, so a browser bundle can use them;
+ * nor may the browser entry (src/web, bundled as `sa-fedlora/web`), which alone may import onnxruntime-web.
  * Walks the compiled JavaScript (type-only imports are gone there, as in a bundle) from each entry's
  * dist/src/<entry>/index.js and fails naming the import chain of every platform import it reaches.
  */
@@ -14,19 +15,23 @@ import ts from "typescript";
 
 /** This file is dist/src/universal-entry.test.js, so the compiled sources are its siblings. */
 const distSrc = new URL("./", import.meta.url);
-const UNIVERSAL_ENTRIES = ["graph", "nn", "peft", "fl"] as const;
+const UNIVERSAL_ENTRIES = ["graph", "nn", "peft", "fl", "web"] as const;
 /** Third-party packages known to be platform-free; anything else reached is reported for review. */
 const PLATFORM_FREE_PACKAGES = new Set(["zod"]);
+/** Browser packages an entry may reach on top of those (the browser entry's runtime). */
+const ENTRY_PACKAGES: Partial<Record<(typeof UNIVERSAL_ENTRIES)[number], readonly string[]>> = { web: ["onnxruntime-web"] };
 
 const builtins = new Set(builtinModules);
 const show = (url: URL): string => relative(fileURLToPath(distSrc), fileURLToPath(url));
 const packageName = (spec: string): string => spec.split("/").slice(0, spec.startsWith("@") ? 2 : 1).join("/");
 
 /** Why importing `spec` breaks a browser bundle, or undefined when it does not. */
-function platformProblem(spec: string): string | undefined {
+function platformProblem(spec: string, allowed: readonly string[] = []): string | undefined {
   if (spec.startsWith("node:") || builtins.has(packageName(spec))) return "a Node built-in";
   if (packageName(spec) === "onnxruntime-node") return "the onnxruntime-node native binding";
-  if (!PLATFORM_FREE_PACKAGES.has(packageName(spec))) return `package "${packageName(spec)}", not known to be platform-free (add it to PLATFORM_FREE_PACKAGES if it is)`;
+  if (!PLATFORM_FREE_PACKAGES.has(packageName(spec)) && !allowed.includes(packageName(spec))) {
+    return `package "${packageName(spec)}", not known to be platform-free (add it to PLATFORM_FREE_PACKAGES if it is)`;
+  }
   return undefined;
 }
 
@@ -45,7 +50,7 @@ interface Finding {
  * Breadth-first over the relative imports from `entry`, so every chain reported is a shortest one.
  * Returns each platform import (or unresolvable relative import) with the chain that reaches it.
  */
-function platformImports(entry: URL): { findings: Finding[]; modules: number } {
+function platformImports(entry: URL, allowed: readonly string[] = []): { findings: Finding[]; modules: number } {
   const parent = new Map<string, string | undefined>([[entry.href, undefined]]);
   const chainTo = (href: string): string[] => {
     const chain: string[] = [];
@@ -67,7 +72,7 @@ function platformImports(entry: URL): { findings: Finding[]; modules: number } {
         }
         continue;
       }
-      const problem = platformProblem(spec);
+      const problem = platformProblem(spec, allowed);
       if (problem) findings.push({ chain: [...chainTo(href), spec], problem });
     }
   }
@@ -81,7 +86,7 @@ describe("platform-free entry points", () => {
     it(`sa-fedlora/${name} reaches no node:* module or onnxruntime-node`, () => {
       const entry = new URL(`./${name}/index.js`, distSrc);
       assert.ok(existsSync(entry), `${fileURLToPath(entry)} is missing: build with tsc first`);
-      const { findings, modules } = platformImports(entry);
+      const { findings, modules } = platformImports(entry, ENTRY_PACKAGES[name]);
       assert.ok(modules > 1, `walked only ${modules} module(s) from ${name}/index.js: the import scan found nothing`);
       assert.equal(findings.length, 0, `sa-fedlora/${name} must run in a browser, but its imports reach:\n${report(findings)}`);
     });

@@ -2,16 +2,15 @@
  * @module runtime/node
  * The onnxruntime-node backend: lowers a graph to ONNX once per (graph, batch size, frozen
  * initializers) and caches the session, then runs it with typed arrays as feeds (wrapped, not
- * copied). Platform code: the only module that imports onnxruntime-node.
+ * copied). The lowering, the cache and the executable are shared with the browser backend
+ * (runtime/session-cache.ts); this file only sets up onnxruntime-node's CPU sessions. Platform
+ * code: the only module that imports onnxruntime-node.
  */
 import * as ort from "onnxruntime-node";
-import { ErrorCode, SaflError, argError } from "../errors.js";
+import { argError } from "../errors.js";
 import type { Value } from "../graph/node.js";
-import type { DType } from "../graph/shape.js";
-import { lower } from "../onnx/lower.js";
-import { encodeModel } from "../onnx/proto.js";
-import { type CompileOptions, type Executable, type Runtime, checkFeeds } from "./runtime.js";
-import type { HostData, HostTensor } from "../tensor.js";
+import type { CompileOptions, Executable, Runtime } from "./runtime.js";
+import { type OnnxGraph, OrtExecutable, type OrtTensorFactory, SessionCache, compileError } from "./session-cache.js";
 
 export interface NodeRuntimeOptions {
   /** Intra-op threads (default: 2, or the SAFL_THREADS environment variable). */
@@ -22,47 +21,14 @@ export interface NodeRuntimeOptions {
   profilePrefix?: string;
 }
 
-const ortType: Record<DType, ort.Tensor.Type> = { float32: "float32", float64: "float64", int64: "int64", bool: "bool" };
-
-class NodeExecutable implements Executable {
-  constructor(
-    private readonly session: ort.InferenceSession,
-    readonly inputs: Executable["inputs"],
-    readonly outputs: Executable["outputs"],
-  ) {}
-
-  async run(feeds: Readonly<Record<string, HostTensor | HostData>>): Promise<Record<string, HostTensor>> {
-    const checked = checkFeeds(this.inputs, feeds);
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    checked.forEach((t, i) => {
-      ortFeeds[this.inputs[i]!.name] = new ort.Tensor(ortType[t.dtype], t.data as never, t.shape as number[]);
-    });
-    let result: ort.InferenceSession.ReturnType;
-    try {
-      result = await this.session.run(ortFeeds);
-    } catch (e) {
-      throw new SaflError(ErrorCode.Runtime, `onnxruntime failed to run the graph: ${(e as Error).message}`, { cause: e });
-    }
-    const out: Record<string, HostTensor> = {};
-    for (const spec of this.outputs) {
-      const t = result[spec.name]!;
-      out[spec.name] = { dtype: spec.dtype, shape: [...t.dims], data: t.data as HostData };
-    }
-    return out;
-  }
-
-  /** Writes the profile (when profiling) and frees the session. */
-  async release(): Promise<void> {
-    await this.session.release();
-  }
-}
+const makeTensor: OrtTensorFactory<ort.Tensor> = (dtype, data, dims) => new ort.Tensor(dtype, data as never, dims as number[]);
 
 /** A Runtime over onnxruntime-node's CPU execution provider. */
 export class NodeRuntime implements Runtime {
   readonly threads: number;
   private readonly optimization: NonNullable<NodeRuntimeOptions["optimization"]>;
   private readonly profilePrefix: string | undefined;
-  private readonly cache = new Map<string, Promise<NodeExecutable>>();
+  private readonly cache = new SessionCache((graph) => this.create(graph));
 
   constructor(opts: NodeRuntimeOptions = {}) {
     const threads = opts.threads ?? Number(process.env["SAFL_THREADS"] ?? 2);
@@ -75,25 +41,10 @@ export class NodeRuntime implements Runtime {
   }
 
   compile(outputs: Readonly<Record<string, Value>>, opts: CompileOptions = {}): Promise<Executable> {
-    if (opts.initializers && opts.initializersKey === undefined) {
-      throw argError("compile: initializers need an initializersKey that identifies their content for the session cache");
-    }
-    const ids = Object.entries(outputs)
-      .map(([k, v]) => `${k}=${v.node.id}:${v.index}`)
-      .join(",");
-    const key = `${ids}|b=${opts.batch ?? "-"}|i=${opts.initializersKey ?? ""}`;
-    let hit = this.cache.get(key);
-    if (!hit) {
-      hit = this.create(outputs, opts);
-      this.cache.set(key, hit);
-      hit.catch(() => this.cache.delete(key));
-    }
-    return hit;
+    return this.cache.get(outputs, opts);
   }
 
-  private async create(outputs: Readonly<Record<string, Value>>, opts: CompileOptions): Promise<NodeExecutable> {
-    const lowered = lower(outputs, { batch: opts.batch, initializers: opts.initializers });
-    const bytes = encodeModel(lowered.model);
+  private async create(graph: OnnxGraph): Promise<OrtExecutable<ort.Tensor>> {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: ["cpu"],
       intraOpNumThreads: this.threads,
@@ -106,24 +57,14 @@ export class NodeRuntime implements Runtime {
     };
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions);
+      session = await ort.InferenceSession.create(graph.bytes, sessionOptions);
     } catch (e) {
-      throw new SaflError(ErrorCode.Runtime, `onnxruntime could not compile the graph (${lowered.model.graph.nodes.length} nodes): ${(e as Error).message}`, {
-        cause: e,
-      });
+      throw compileError(graph, e);
     }
-    return new NodeExecutable(session, lowered.inputs, lowered.outputs);
+    return new OrtExecutable(session, makeTensor, graph.inputs, graph.outputs);
   }
 
   async release(): Promise<void> {
-    const all = [...this.cache.values()];
-    this.cache.clear();
-    for (const p of all) {
-      try {
-        await (await p).release();
-      } catch {
-        // a session that failed to compile has nothing to free
-      }
-    }
+    await this.cache.releaseAll();
   }
 }
