@@ -20,6 +20,7 @@ import { Evaluator, type LabeledBatch } from "../nn/evaluate.js";
 import { AdamW, type Optimizer, Sgd } from "../nn/optim.js";
 import { ParamStore } from "../nn/params.js";
 import { densePayload } from "../peft/kind.js";
+import { isHeadParam } from "../peft/model.js";
 import { adapterKind } from "../peft/registry.js";
 import { Trainer } from "../peft/trainer.js";
 import type { Runtime } from "../runtime/runtime.js";
@@ -172,6 +173,8 @@ export class ClientEngine {
     if (data.count === 0) throw new ClientFailure("no-data", "this client has no training data");
     trainer.reset();
     trainer.optimizer.lr = instr.lr;
+    // Set every round: the compiled trainer (and its optimizer) is shared by rounds whose head rates may differ.
+    trainer.optimizer.groups = instr.headLr === undefined ? [] : [{ matches: isHeadParam, lr: instr.headLr }];
     const stepsPerEpoch = Math.max(1, Math.floor(data.count / instr.batch));
     const steps = instr.localSteps > 0 ? instr.localSteps : stepsPerEpoch * instr.localEpochs;
     if (steps === 0) throw new ClientFailure("bad-instruction", "the instruction asks for 0 local steps (localEpochs and localSteps are both 0)");

@@ -28,6 +28,8 @@ export const instructionSchema = z
     adapter: z.string().optional(),
     optimizer: z.enum(["adamw", "sgd"]),
     lr: z.number().nonnegative(),
+    /** The classification head's rate, when it differs from `lr` (absent: the head learns at `lr`). */
+    headLr: z.number().nonnegative().optional(),
     weightDecay: z.number().nonnegative(),
     /** Local epochs over the client's data; ignored when localSteps > 0. */
     localEpochs: z.number().int().nonnegative(),

@@ -42,6 +42,8 @@ export function restoreStore(store: ParamStore, snap: StrategySnapshot, what: st
 export interface LocalTraining {
   readonly optimizer: "adamw" | "sgd";
   readonly lr: number;
+  /** The head's own rate (adapter rounds); absent: the head learns at `lr`. */
+  readonly headLr?: number;
   readonly weightDecay: number;
   readonly localEpochs: number;
   /** 0: use localEpochs. */

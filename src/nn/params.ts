@@ -12,7 +12,13 @@ export type Init =
   | { kind: "ones" }
   | { kind: "normal"; std: number }
   /** PyTorch's kaiming_uniform_(a=√5), as nn.Linear and PEFT's lora_A use: U(-1/√fanIn, 1/√fanIn). */
-  | { kind: "kaimingUniform"; fanIn: number };
+  | { kind: "kaimingUniform"; fanIn: number }
+  /**
+   * A semi-orthogonal matrix, as PyTorch's orthogonal_ (gain 1) makes one: a 2-D [rows, cols] spec
+   * gets orthonormal columns when rows ≥ cols, else orthonormal rows. Drawn from as many standard
+   * normals as `normal` draws (so specs after it see the same random stream), then orthonormalized.
+   */
+  | { kind: "orthogonal" };
 
 export interface ParamSpec {
   readonly name: string;
@@ -46,8 +52,46 @@ export function initParam(spec: ParamSpec, rng: Rng): Float32Array {
       for (let i = 0; i < n; i++) out[i] = rng.uniform(-bound, bound);
       break;
     }
+    case "orthogonal": {
+      if (spec.shape.length !== 2) throw new SaflError(ErrorCode.Shape, `parameter "${spec.name}": an orthogonal init needs a 2-D shape, got [${spec.shape.join(",")}]`);
+      const [rows, cols] = spec.shape as [number, number];
+      const draw = Float64Array.from({ length: n }, () => rng.normal());
+      out.set(semiOrthogonal(draw, rows, cols, spec.name));
+      break;
+    }
   }
   return out;
+}
+
+/**
+ * Orthonormalizes a row-major rows×cols matrix in place along its shorter side: the columns when
+ * rows ≥ cols, else the rows. Modified Gram-Schmidt in float64, run twice ("twice is enough",
+ * Giraud et al. 2005), so the float32 result is orthonormal to rounding whatever the draw.
+ */
+function semiOrthogonal(a: Float64Array, rows: number, cols: number, name: string): Float64Array {
+  // Vectors to orthonormalize: k of length len, vector v's entry j at a[v·vs + j·es].
+  const byCols = rows >= cols;
+  const k = byCols ? cols : rows;
+  const len = byCols ? rows : cols;
+  const vs = byCols ? 1 : cols;
+  const es = byCols ? cols : 1;
+  const at = (v: number, j: number) => v * vs + j * es;
+  for (let v = 0; v < k; v++) {
+    for (let pass = 0; pass < 2; pass++) {
+      for (let u = 0; u < v; u++) {
+        let dot = 0;
+        for (let j = 0; j < len; j++) dot += a[at(u, j)]! * a[at(v, j)]!;
+        for (let j = 0; j < len; j++) a[at(v, j)] = a[at(v, j)]! - dot * a[at(u, j)]!;
+      }
+    }
+    let sq = 0;
+    for (let j = 0; j < len; j++) sq += a[at(v, j)]! ** 2;
+    const norm = Math.sqrt(sq);
+    // Only a degenerate draw (probability 0 for Gaussian entries) leaves a vector in the span of the earlier ones.
+    if (!(norm > 1e-10)) throw new SaflError(ErrorCode.Shape, `parameter "${name}": orthogonal init drew linearly dependent vectors`);
+    for (let j = 0; j < len; j++) a[at(v, j)] = a[at(v, j)]! / norm;
+  }
+  return a;
 }
 
 /** Named parameter values with their shapes. */

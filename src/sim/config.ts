@@ -25,12 +25,20 @@ const partitionField = z.string().superRefine((text, ctx) => {
 /**
  * Learning rates: one for full-model rounds (FedAvg, FedProx, SA-FedLoRA's initiating stage), one per
  * adapter kind with the kind's own default (peft/registry: the SVD form starts from λ = 0 and needs a
- * higher rate, docs/finetuning.md).
+ * higher rate, docs/finetuning.md), and optionally one for the classification head in adapter rounds.
  */
 const lrSchema = z
   .object({
     full: z.number().positive().default(0.0005),
     ...(Object.fromEntries(ADAPTER_KIND_ENTRIES.map((e) => [e.kind, z.number().positive().default(e.defaultLr)])) as Record<AdapterKind, z.ZodDefault<z.ZodNumber>>),
+    /**
+     * The head's rate in rounds that train an adapter; absent, the head learns at the adapter kind's
+     * rate. The head is new for the target task, so the adapter's rate is not necessarily right for
+     * it: the SVD form's 0.01 trains it at 3.3x LoRA's 0.003 (docs/algorithm.md, "The SVD form in
+     * federated training"). Full-model rounds train the head with every other weight at `full`.
+     * Optional without a default, so configs without it resolve as before (study cells keep their keys).
+     */
+    head: z.number().positive().optional(),
   })
   .strict();
 

@@ -118,7 +118,9 @@ function splitLocalTest(clientId: string, indices: readonly number[], fraction: 
 export function localTraining(cfg: RunConfig): StrategyContext["training"] {
   const t = cfg.training;
   const of = (lr: number): LocalTraining => ({ optimizer: t.optimizer, lr, weightDecay: t.weightDecay, localEpochs: t.localEpochs, localSteps: t.localSteps, batch: t.batch });
-  return { full: of(t.lr.full), adapter: (kind) => of(t.lr[kind]) };
+  // The head's own rate applies to adapter rounds only; absent, the key stays out so instructions (and their bytes) are as before.
+  const head = t.lr.head;
+  return { full: of(t.lr.full), adapter: (kind) => ({ ...of(t.lr[kind]), ...(head === undefined ? {} : { headLr: head }) }) };
 }
 
 /** The sequential in-memory grid of a prepared simulation (also what each pool worker runs). */

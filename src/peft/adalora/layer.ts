@@ -6,9 +6,9 @@
  * allocation needs no recompilation; and because it multiplies λ inside the graph, a masked triplet
  * contributes nothing to the forward pass and its P column, λ entry and Q row get exactly zero
  * gradient. (Keeping masked entries unchanged under weight decay and momentum is the trainer's job:
- * see `freezeMaskedEntries`.) λ starts at zero and P, Q at normal(0, 0.02), as in PEFT, so a fresh
- * adapter leaves the model unchanged; the scale stays alpha/r₀ when ranks are pruned, as PEFT's
- * `ranknum` does.
+ * see `freezeMaskedEntries`.) λ starts at zero, so a fresh adapter leaves the model unchanged, and P,
+ * Q at normal(0, 0.02) as in PEFT, or (`init: "orthonormal"`) with orthonormal P columns and Q rows;
+ * the scale stays alpha/r₀ when ranks are pruned, as PEFT's `ranknum` does.
  *
  * The orthogonality penalty γ·mean over matrices of ‖PₘᵀPₘ − diag(m)‖ and ‖QₘQₘᵀ − diag(m)‖ (Pₘ, Qₘ:
  * masked triplets zeroed) keeps active triplets near-orthonormal without pulling on pruned ones.
@@ -16,7 +16,7 @@
 import * as g from "../../graph/builder.js";
 import type { Value } from "../../graph/node.js";
 import type { LowRankFactors, ParamRegistry } from "../../nn/module.js";
-import type { ParamStore } from "../../nn/params.js";
+import type { Init, ParamStore } from "../../nn/params.js";
 import { type AdaptedModule, type Adapter, ModuleRecorder, lowRankProduct } from "../adapter.js";
 import type { AdaloraConfig } from "./config.js";
 
@@ -39,6 +39,8 @@ export function adaloraAdapter(cfg: AdaloraConfig): SvdAdapter {
   const r = cfg.initRank;
   const scale = cfg.alpha / r;
   const rec = new ModuleRecorder(cfg.targetModules, r, "adalora initRank");
+  // Semi-orthogonal: Q [r₀, in] gets orthonormal rows and P [out, r₀] orthonormal columns (r₀ ≤ in, out).
+  const factorInit: Init = cfg.init === "orthonormal" ? { kind: "orthogonal" } : { kind: "normal", std: 0.02 };
   return {
     kind: "adalora",
     config: cfg,
@@ -48,9 +50,9 @@ export function adaloraAdapter(cfg: AdaloraConfig): SvdAdapter {
       kind: "adalora",
       factors(reg: ParamRegistry, name: string, inF: number, outF: number): LowRankFactors | undefined {
         if (!rec.offer(name, inF, outF)) return undefined;
-        const q = reg.param(svdQ(name), [r, inF], { kind: "normal", std: 0.02 });
+        const q = reg.param(svdQ(name), [r, inF], factorInit);
         const e = reg.param(svdE(name), [r, 1], { kind: "zeros" });
-        const p = reg.param(svdP(name), [outF, r], { kind: "normal", std: 0.02 });
+        const p = reg.param(svdP(name), [outF, r], factorInit);
         const m = reg.buffer(svdMask(name), [r, 1], { kind: "ones" });
         return { down: g.mul(q, g.mul(e, m)), up: g.mul(p, scale) };
       },
