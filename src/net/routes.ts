@@ -26,6 +26,7 @@ import {
   PushResultResponseSchema,
   RunState,
 } from "./gen/safl/v1/federation_pb.js";
+import { remoteAddressOf } from "./http-front.js";
 import type { FederationHub } from "./hub.js";
 import { FRAME_PREFIX_BYTES, MAX_MESSAGE_BYTES } from "./protocol.js";
 
@@ -40,7 +41,7 @@ export function federationHandler(hub: FederationHub): ReturnType<typeof connect
     readMaxBytes: MAX_MESSAGE_BYTES,
     writeMaxBytes: MAX_MESSAGE_BYTES,
     acceptCompression: [],
-    contextValues: (req) => createContextValues().set(kRemoteAddress, req.socket?.remoteAddress ?? "unknown"),
+    contextValues: (req) => createContextValues().set(kRemoteAddress, remoteAddressOf(req)),
   });
 }
 

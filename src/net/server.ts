@@ -1,8 +1,8 @@
 /**
  * @module net/server
  * A deployed run: the same run config, driver and strategies as `safl simulate`, with the clients on
- * other machines. The server listens on one port (Connect, gRPC and gRPC-Web on HTTP/2; with TLS,
- * HTTP/1.1 too so browsers can connect), keeps its state in a SQLite file, evaluates the global
+ * other machines. The server listens on one port (net/http-front: Connect, gRPC and gRPC-Web on
+ * HTTP/2 for Node clients and on HTTP/1.1 for browsers, with TLS or in cleartext on loopback), keeps its state in a SQLite file, evaluates the global
  * model on its own copy of the test set, and writes the outputs `safl simulate` writes.
  *
  * Resuming. Started again with the same --state after a crash (or `kill -9`) at any moment, the
@@ -13,7 +13,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
-import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { argError, ErrorCode, SaflError } from "../errors.js";
@@ -27,6 +26,7 @@ import { runPlots } from "../sim/report.js";
 import { localTraining, prepareSimulation, runDriverOptions, summarize } from "../sim/simulate.js";
 import { packBackbone, sha256Hex } from "./backbone.js";
 import { FederationHub } from "./hub.js";
+import { type Front, listenFront, type PageHandler } from "./http-front.js";
 import { NetworkGrid } from "./network-grid.js";
 import { federationHandler } from "./routes.js";
 import { decodeBoundary, encodeBoundary } from "./snapshot.js";
@@ -60,6 +60,15 @@ export interface ServerOptions {
   readonly onListening?: (address: AddressInfo) => void;
   /** Stops the run (SIGINT): the open round is abandoned, the state keeps the last boundary. */
   readonly signal?: AbortSignal;
+  /** Plain HTTP routes beside the service (the `--ui` pages, demo data), given the run's hub. */
+  readonly pages?: (ctx: PageContext) => PageHandler;
+}
+
+/** What a page handler may use: the hub (sessions, tokens, clients) and the run being served. */
+export interface PageContext {
+  readonly hub: FederationHub;
+  readonly cfg: RunConfig;
+  readonly setup: Awaited<ReturnType<typeof prepareSimulation>>;
 }
 
 export interface ServerResult {
@@ -95,8 +104,7 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
   const configJson = JSON.stringify(cfg);
   const configHash = sha256Hex(new TextEncoder().encode(configJson));
   const state = StateStore.open(o.statePath);
-  let server: http2.Http2Server | undefined;
-  const h2sessions = new Set<http2.ServerHttp2Session>();
+  let front: Front | undefined;
   const runtime = new NodeRuntime({ threads: o.threads });
   try {
     if (!state.run()) state.initRun({ runId: randomUUID(), configJson, configHash });
@@ -132,21 +140,14 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
       maxReplyBytes: 2 * 1024 * 1024 * 1024 - 1,
       log: o.log,
     });
-    const handler = federationHandler(hub);
-    server = o.tls
-      ? http2.createSecureServer({ cert: o.tls.cert, key: o.tls.key, allowHTTP1: true, ...(o.tls.clientCa ? { ca: o.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
-      : http2.createServer(handler);
-    // Large objects move faster with a bigger HTTP/2 flow-control window than the 64 KiB default.
-    server.on("session", (session) => {
-      h2sessions.add(session);
-      session.once("close", () => h2sessions.delete(session));
-      session.setLocalWindowSize?.(16 * 1024 * 1024);
+    front = await listenFront({
+      host: o.host,
+      port: o.port,
+      ...(o.tls ? { tls: o.tls } : {}),
+      rpc: federationHandler(hub),
+      ...(o.pages ? { pages: o.pages({ hub, cfg, setup }) } : {}),
     });
-    await new Promise<void>((resolve, reject) => {
-      server!.once("error", (e: NodeJS.ErrnoException) => reject(new SaflError(ErrorCode.Io, `cannot listen on ${o.host}:${o.port}: ${e.code ?? e.message}`)));
-      server!.listen(o.port, o.host, () => resolve());
-    });
-    const address = server.address() as AddressInfo;
+    const address = front.address;
     o.log(`listening on ${o.tls ? "https" : "http"}://${address.address.includes(":") ? `[${address.address}]` : address.address}:${address.port} (run ${runId}, ${cfg.strategy.name}, ${cfg.rounds} rounds, waiting for ${dep.minClients} clients)`);
     o.onListening?.(address);
 
@@ -191,12 +192,8 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
     while (hub.sessionsNotToldFinished() > 0 && Date.now() < lingerUntil) await new Promise((r) => setTimeout(r, 50));
     return { records, summary, resumedFrom };
   } finally {
-    await new Promise<void>((resolve) => {
-      if (!server) return resolve();
-      server.close(() => resolve());
-      // Open client connections (long-polls) would keep close() waiting; end them.
-      for (const s of h2sessions) s.destroy();
-    });
+    // Open client connections (long polls, event streams) are ended, not waited for.
+    await front?.close();
     state.close();
     await runtime.release();
   }
