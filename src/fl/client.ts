@@ -44,6 +44,8 @@ export interface ClientContext {
   /** Local held-out data for client-side evaluation (the training data is used when absent). */
   readonly test?: ImageDataset;
   readonly storage: ClientStorage;
+  /** Called after every local training step (a page shows the step and the loss as they come). */
+  readonly onStep?: (step: number, steps: number, loss: number) => void;
 }
 
 /** Seconds a request spent in local training or evaluation (the rest of the handler time is codec and setup). */
@@ -100,7 +102,11 @@ export class ClientEngine {
     const sent = msg.tensors.filter((t) => isBaseTensor(t.name));
     if (sent.length > 0) {
       if (instr.baseVersion === 0) throw new ClientFailure("bad-message", "the server sent base tensors for version 0 (the pre-trained backbone cannot be replaced)");
-      ctx.storage.storeBase(instr.baseVersion, new Map(sent.map((t) => [paramOfBaseTensor(t.name), t.data])));
+      // A base is the pre-trained backbone with the sent tensors replaced: all of them for a new frozen
+      // base, only some for SA-FedLoRA's delta-svd handoff (fl/strategies/base).
+      const base = new Map(ctx.storage.base(0) ?? []);
+      for (const t of sent) base.set(paramOfBaseTensor(t.name), t.data);
+      ctx.storage.storeBase(instr.baseVersion, base);
     }
     const base = ctx.storage.base(instr.baseVersion);
     if (!base) throw new ClientFailure("missing-base", `this client has no base version ${instr.baseVersion} and the message did not carry it`);
@@ -184,6 +190,7 @@ export class ClientEngine {
       const loss = await trainer.train(sampler.next());
       if (!Number.isFinite(loss)) throw new ClientFailure("diverged", `local training diverged at step ${s + 1}: loss is ${loss}`);
       lossSum += loss;
+      ctx.onStep?.(s + 1, steps, loss);
     }
     const tensors: WireTensor[] = rm.dense.map((name) => ({ name, shape: store.shape(name), data: store.get(name) }));
     const packed = rm.adapter ? adapterKind(rm.adapter.kind).payload.pack(rm.adapter, store) : [];

@@ -1,195 +1,55 @@
 /**
  * @module net/client
- * The long-running network client of `safl client`: joins a federated server (proto/safl/v1),
- * fetches the backbone once into its cache, derives its data from the run config the server sends,
- * then pulls tasks, trains with the same `ClientEngine` a simulation uses and uploads the replies,
- * until the server says the run is over.
- *
- * One process may play several identities (`--partition 0-9 --tokens-file F`, for scale tests):
- * each has its own token, session, heartbeat and task loop, and all share one runtime, one engine
- * (calls into it are queued: its compiled steps hold one working parameter store) and one cache.
- *
- * Why it is built this way:
- *   - Partition clients call `loadRunTask` and `partitionClients` with the server's resolved run
- *     config, and their storage starts from the backbone's weights, so client I computes exactly
- *     what virtual client I of the same simulation computes, byte for byte.
- *   - Every failure of the network is retried with exponential backoff and full jitter (base 0.5 s,
- *     doubling, capped at 20 s): thousands of clients that lost one server must not come back in
- *     lock step. A client keeps trying forever unless `maxRetrySeconds` says otherwise; a session
- *     the server no longer knows (it restarted) is opened again; only a refused token or a Join the
- *     server refuses (protocol version, backbone, partition) end the process.
- *   - The last replies are kept per task id, so a task that comes back after a reconnect is
- *     answered with the same bytes without training again (the server counts a reply once).
- *   - The token travels only in the `authorization` header; logs name its id (`safl_<id>_…`),
- *     and every message from elsewhere passes through `redact` before it is printed.
+ * `safl client` on Node: the platform the client loop (net/client-core) runs on here — gRPC over
+ * HTTP/2 (connect-node, one connection shared by the identities, TLS with an optional private CA and
+ * client certificate), the disk cache (net/client-cache: objects and frozen bases under
+ * `$XDG_CACHE_HOME/safl`), onnxruntime-node, and data from the run's own dataset (a demo partition,
+ * computed as `safl simulate` computes it) or from a directory (`--data-dir`).
  */
 import { readFileSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { arch, platform } from "node:os";
 import { join } from "node:path";
-import { toBinary } from "@bufbuild/protobuf";
-import { type CallOptions, type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { type ImageDataset, subset } from "../data/dataset.js";
+import { subset } from "../data/dataset.js";
 import { checkImagesFit, loadTask, type Task as DataTask, withLabels } from "../data/task.js";
-import { argError, ErrorCode, exitCodeFor, SaflError } from "../errors.js";
-import { type ClientContext, ClientEngine, failureOf } from "../fl/client.js";
-import { decodeMessage } from "../fl/wire.js";
+import { argError } from "../errors.js";
 import { packageRoot } from "../io/paths.js";
 import type { VitConfig } from "../nn/config.js";
-import { isHeadParam } from "../peft/model.js";
 import { NodeRuntime } from "../runtime/node.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { parseRunConfig, type RunConfig } from "../sim/config.js";
-import { loadRunTask, partitionClients, virtualClientId } from "../sim/simulate.js";
 import type { VirtualClient } from "../sim/memory-grid.js";
-import { type BackboneObject, sha256Hex, unpackBackbone } from "./backbone.js";
-import { DiskBaseStore, defaultCacheDir, ObjectCache, type PullChunk, pullToMemory, runDirName } from "./client-cache.js";
+import { loadRunTask, partitionClients } from "../sim/simulate.js";
 import {
-  ClientState,
-  FailureCode,
-  FederationService,
-  type JoinResponse,
-  PushResultStatus,
-  type Task,
-  TaskKind,
-} from "./gen/safl/v1/federation_pb.js";
-import { CHUNK_BYTES, FRAME_PREFIX_BYTES, failureCodeToProto, MAX_MESSAGE_BYTES, MAX_PULL_WAIT_MS, PROTOCOL_VERSION } from "./protocol.js";
-import { tlsFailureMessage } from "./tls-errors.js";
-import { parseToken, redact } from "./tokens.js";
+  backboneNormalization,
+  type ClientCoreOptions,
+  type ClientData,
+  type ClientExit,
+  type ClientPlatform,
+  checkCoreOptions,
+  type DataRequest,
+  runClientOn,
+} from "./client-core.js";
+import { DiskBaseStore, defaultCacheDir, ObjectCache } from "./client-cache.js";
+import { runDirName } from "./object-transfer.js";
+import { MAX_MESSAGE_BYTES } from "./protocol.js";
 
-/** One identity the process plays: its bearer token and, for a demo client, the partition it asks for. */
-export interface ClientIdentity {
-  readonly token: string;
-  readonly partition?: number;
-}
+export { CLIENT_EXIT_CODES, type ClientExit, type ClientExitReason, type ClientIdentity, summaryLine, tokenLabel } from "./client-core.js";
 
-export interface ClientOptions {
-  /** The server's base URL: https://host:port, or http://host:port with `insecure`. */
-  readonly server: string;
-  /** One or more identities; all share this process's runtime, engine and cache. */
-  readonly identities: readonly ClientIdentity[];
+export interface ClientOptions extends ClientCoreOptions {
   /** Train on this dataset (a directory or a dataset name, data/load) instead of a demo partition. */
   readonly dataDir?: string;
-  /** When given, the run's dataset must be this one (a guard against joining the wrong run). */
-  readonly dataset?: string;
   /** PEM certificate(s) to trust for an https server (default: the system's CAs). */
   readonly ca?: string | Uint8Array;
   /** PEM client certificate (chain) and its private key, for a server that requires mutual TLS. */
   readonly cert?: string | Uint8Array;
   readonly key?: string | Uint8Array;
-  /** Allow a cleartext http:// server (h2c). TLS verification is never turned off. */
-  readonly insecure?: boolean;
   /** Cache directory (default `$XDG_CACHE_HOME/safl` or `~/.cache/safl`). */
   readonly cacheDir?: string;
   /** onnxruntime intra-op threads when the client makes its own runtime (default 1). */
   readonly threads?: number;
   /** Use this runtime (not released) instead of making one. */
   readonly runtime?: Runtime;
-  /** Give up after the server has been unreachable this long (default: never). */
-  readonly maxRetrySeconds?: number;
-  /** Reconnect backoff: first ceiling and cap in milliseconds (default 500 and 20 000). */
-  readonly backoff?: { readonly baseMs?: number; readonly capMs?: number };
-  /** Long-poll time of PullTask (default 20 000 ms, at most MAX_PULL_WAIT_MS). */
-  readonly pullWaitMs?: number;
-  /** Progress as JSON lines instead of text. */
-  readonly json?: boolean;
-  /** Where progress lines go (default: stderr). */
-  readonly log?: (line: string) => void;
-  /** Where the final summary line goes (default: stdout). */
-  readonly out?: (line: string) => void;
-  /** Aborting it stops the client: it leaves the run and resolves with code 0. */
-  readonly signal?: AbortSignal;
-}
-
-export type ClientExitReason = "finished" | "stopped" | "unauthenticated" | "refused" | "invalid" | "unavailable" | "error";
-
-/** How `runClient` ended; `code` is the process exit code. */
-export interface ClientExit {
-  readonly code: number;
-  readonly reason: ClientExitReason;
-  readonly message: string;
-  /** The server's run summary (RunFinished.summary_json, parsed) when the run finished. */
-  readonly summary?: unknown;
-  /** Tasks answered (accepted or duplicate results), over all identities. */
-  readonly tasks: number;
-  /** The identities the server gave this process (JoinResponse.client_id), in identity order. */
-  readonly clientIds: readonly string[];
-}
-
-/**
- * Exit codes: 0 finished or stopped by a signal; 2 the token was refused, or the flags, the data or
- * the partition do not fit the run; 5 the server refused the Join (protocol version, backbone,
- * partition taken); 8 the server stayed unreachable for `maxRetrySeconds`; 1 anything else.
- */
-export const CLIENT_EXIT_CODES: Readonly<Record<ClientExitReason, number>> = {
-  finished: 0,
-  stopped: 0,
-  unauthenticated: 2,
-  invalid: 2,
-  refused: 5,
-  unavailable: 8,
-  error: 1,
-};
-
-const DEFAULT_PULL_WAIT_MS = 20_000;
-const CALL_TIMEOUT_MS = 120_000;
-/** How much longer than its wait a PullTask may take before it counts as lost. */
-const PULL_MARGIN_MS = 15_000;
-const HEARTBEAT_TIMEOUT_MS = 15_000;
-const LEAVE_TIMEOUT_MS = 5_000;
-const MAX_IDLE_WAIT_MS = 60_000;
-/** Replies kept per identity for tasks that come back after a reconnect. */
-const REPLY_CACHE = 8;
-/** RPCs whose bytes count as a task's traffic (the same set net/protocol counts). */
-const TASK_RPCS = new Set(["pullTask", "pullObject", "pushObject", "pushResult"]);
-
-// ---- control flow ---------------------------------------------------------------------------
-
-/** Ends every loop of the process with this exit. */
-class Fatal extends Error {
-  constructor(
-    readonly reason: ClientExitReason,
-    message: string,
-    readonly code: number = CLIENT_EXIT_CODES[reason],
-  ) {
-    super(message);
-  }
-}
-/** The server does not know the session (it restarted, or the session ended): join again. */
-class Rejoin extends Error {}
-/** The client was told to stop. */
-class Stopped extends Error {}
-
-const errorText = (e: unknown): string => redact(e instanceof ConnectError ? e.rawMessage : e instanceof SaflError ? e.rawMessage : e instanceof Error ? e.message : String(e));
-const codeName = (c: Code): string => Code[c] ?? String(c);
-
-/** A session error: NOT_FOUND per the proto comment, or the FAILED_PRECONDITION the hub sends. */
-const isUnknownSession = (e: ConnectError): boolean =>
-  (e.code === Code.NotFound || e.code === Code.FailedPrecondition) && /\bsession\b/i.test(e.rawMessage) && /unknown|expired|not found|no such|ended/i.test(e.rawMessage);
-
-/** Errors of the network or of a server that is going away or restarting: retried with backoff. */
-const TRANSIENT = new Set([Code.Unavailable, Code.Aborted, Code.DeadlineExceeded, Code.Unknown, Code.Internal, Code.Canceled]);
-/** Refusals of one task's RPCs: the task is dropped and the client pulls the next. */
-const DROP_TASK = new Set([Code.FailedPrecondition, Code.PermissionDenied, Code.NotFound, Code.InvalidArgument, Code.OutOfRange, Code.ResourceExhausted]);
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, ms));
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
-/** The token's id for logs ("safl_<id>_…"), never its secret. */
-export function tokenLabel(token: string): string {
-  const parsed = parseToken(token);
-  return parsed ? parsed.id : "(malformed token)";
 }
 
 function softwareVersion(): string {
@@ -201,753 +61,116 @@ function softwareVersion(): string {
   }
 }
 
-const fmtBytes = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kB` : `${n} B`);
-
-/** The normalization the backbone was pre-trained with (what `loadRunTask` applies too). */
-function backboneNormalization(config: VitConfig): { mean: number[]; std: number[] } | undefined {
-  const source = (config as Record<string, unknown>)["safl_source"] as { normalization?: { mean: number[]; std: number[] } | null } | undefined;
-  return source?.normalization ?? undefined;
-}
-
-// ---- what the identities share --------------------------------------------------------------
-
-/** What the process derives from one (backbone, run config) pair. */
-interface Setup {
-  readonly cfg: RunConfig;
-  readonly backbone: BackboneObject;
-  readonly engine: ClientEngine;
-  readonly pretrained: ReadonlyMap<string, Float32Array>;
-  /** Demo partitions: the run's task and its virtual clients. */
-  readonly partitions?: { readonly task: DataTask; readonly clients: readonly VirtualClient[] };
-  /** Own data (--data-dir). */
-  readonly own?: { readonly train: ImageDataset; readonly test?: ImageDataset };
-}
-
-interface Traffic {
-  down: number;
-  up: number;
-}
-
-class Shared {
-  readonly stop = new AbortController();
-  readonly objects: ObjectCache;
-  readonly cacheDir: string;
-  readonly threads: number;
+/** The Node platform of one `runClient` call. */
+class NodePlatform implements ClientPlatform {
+  readonly deviceKind = "node";
+  readonly platform = `${platform()} ${arch()} node ${process.version}`;
   readonly software = `sa-fedlora/${softwareVersion()} node`;
-  readonly platform = `${platform()} ${arch()} node ${process.version}`.slice(0, 512);
-  readonly pullWaitMs: number;
-  readonly baseMs: number;
-  readonly capMs: number;
+  readonly threads: number;
+  readonly objects: ObjectCache;
+  private readonly cacheDir: string;
+  private readonly manager: Http2SessionManager;
   private runtimeValue: Runtime | undefined;
-  private readonly ownsRuntime: boolean;
-  private engineQueue: Promise<unknown> = Promise.resolve();
-  private readonly setups = new Map<string, Promise<Setup>>();
-  private readonly backbones = new Map<string, Promise<BackboneObject>>();
-  private readonly storages = new Map<string, DiskBaseStore>();
+  /** Demo partitions: the run's task and its virtual clients, computed once per (backbone, run config). */
+  private readonly tasks = new Map<string, Promise<{ task: DataTask; config: VitConfig; clients: readonly VirtualClient[] }>>();
+  private own: Promise<ClientData> | undefined;
 
-  constructor(readonly opts: ClientOptions) {
+  constructor(private readonly opts: ClientOptions) {
     this.cacheDir = opts.cacheDir ?? defaultCacheDir();
     this.objects = new ObjectCache(join(this.cacheDir, "objects"));
     this.threads = opts.threads ?? 1;
-    this.pullWaitMs = Math.min(Math.max(0, opts.pullWaitMs ?? DEFAULT_PULL_WAIT_MS), MAX_PULL_WAIT_MS);
-    this.baseMs = opts.backoff?.baseMs ?? 500;
-    this.capMs = opts.backoff?.capMs ?? 20_000;
     this.runtimeValue = opts.runtime;
-    this.ownsRuntime = opts.runtime === undefined;
-    if (opts.signal) {
-      const onAbort = () => this.stop.abort();
-      if (opts.signal.aborted) onAbort();
-      else opts.signal.addEventListener("abort", onAbort, { once: true });
+    const pem = (x: string | Uint8Array | undefined) => (x === undefined || typeof x === "string" ? x : Buffer.from(x));
+    const tls = { ca: pem(opts.ca), cert: pem(opts.cert), key: pem(opts.key) };
+    this.manager = new Http2SessionManager(opts.server, { pingIntervalMs: 30_000, pingTimeoutMs: 15_000 }, Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)));
+  }
+
+  transport(interceptors: Parameters<ClientPlatform["transport"]>[0]) {
+    return createGrpcTransport({ baseUrl: this.opts.server, sessionManager: this.manager, interceptors, readMaxBytes: MAX_MESSAGE_BYTES, writeMaxBytes: MAX_MESSAGE_BYTES });
+  }
+
+  private recordFile(name: string): string {
+    return join(this.cacheDir, "servers", `${name.replace(/^server-/, "")}.json`);
+  }
+
+  async loadRecord(name: string): Promise<string | undefined> {
+    try {
+      return await readFile(this.recordFile(name), "utf8");
+    } catch {
+      return undefined;
     }
   }
 
-  get signal(): AbortSignal {
-    return this.stop.signal;
+  async saveRecord(name: string, text: string): Promise<void> {
+    const file = this.recordFile(name);
+    await mkdir(join(this.cacheDir, "servers"), { recursive: true });
+    const tmp = `${file}.tmp-${process.pid}`;
+    await writeFile(tmp, text);
+    await rename(tmp, file);
   }
 
-  emit(event: Record<string, unknown> & { event: string }, text: string): void {
-    const log = this.opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-    log(this.opts.json ? JSON.stringify({ time: new Date().toISOString(), ...event }) : `safl client: ${text}`);
+  async baseStore(runId: string, _backboneSha256: string, pretrained: ReadonlyMap<string, Float32Array>, warn: (message: string) => void): Promise<DiskBaseStore> {
+    return new DiskBaseStore(join(this.cacheDir, "runs", runDirName(runId)), pretrained, warn);
   }
 
-  private runtime(): Runtime {
+  runtime(): Runtime {
     this.runtimeValue ??= new NodeRuntime({ threads: this.threads });
     return this.runtimeValue;
   }
 
-  /** Runs one request through the engine; requests of all identities take turns. */
-  handle(engine: ClientEngine, ctx: ClientContext, request: Uint8Array): Promise<{ reply: Uint8Array; computeSeconds: number }> {
-    const p = this.engineQueue.then(() => engine.handle(ctx, request));
-    this.engineQueue = p.catch(() => undefined);
-    return p;
+  async data(r: DataRequest): Promise<ClientData> {
+    const name = `the backbone ${r.backbone.sha256.slice(0, 12)}…`;
+    if (r.partition === undefined) {
+      if (this.opts.dataDir === undefined) throw argError("this client has no data: pass --partition I (a demo partition of the run) or --data-dir D (its own data)");
+      const dataDir = this.opts.dataDir;
+      this.own ??= (async () => {
+        const normalization = backboneNormalization(r.backbone.config);
+        const task = await loadTask(dataDir, { ...(r.cfg.data.classes ? { classes: r.cfg.data.classes } : {}), ...(normalization ? { normalization } : {}) });
+        const config = withLabels(r.backbone.config, task.classes.length, task.classNames);
+        checkImagesFit(task, config, name);
+        return { config, train: task.train, ...(task.test.count > 0 ? { test: task.test } : {}) };
+      })();
+      this.own.catch(() => (this.own = undefined));
+      return this.own;
+    }
+    if (this.opts.dataDir !== undefined) throw argError("this client brings its own data (--data-dir) but asked for a partition");
+    const key = `${r.backbone.sha256}\n${r.runConfigJson}`;
+    let p = this.tasks.get(key);
+    if (!p) {
+      p = loadRunTask(r.cfg, r.backbone.config, name).then(({ task, config }) => ({ task, config, clients: partitionClients(r.cfg, task).clients }));
+      this.tasks.set(key, p);
+      p.catch(() => this.tasks.delete(key));
+    }
+    const { task, config, clients } = await p;
+    const vc = clients[r.partition]!;
+    // Local test shares index the training split, as in the simulation.
+    return { config, train: subset(task.train, vc.train), ...(vc.test ? { test: subset(task.train, vc.test) } : {}) };
   }
 
-  /** Waits for the engine calls in flight (a stopped client must not free the runtime under them). */
-  async idle(): Promise<void> {
-    for (let q = this.engineQueue; ; q = this.engineQueue) {
-      await q.catch(() => undefined);
-      if (q === this.engineQueue) return;
-    }
+  log(line: string): void {
+    process.stderr.write(`${line}\n`);
+  }
+
+  out(line: string): void {
+    process.stdout.write(`${line}\n`);
   }
 
   async close(): Promise<void> {
-    await this.idle();
-    if (this.ownsRuntime && this.runtimeValue) await this.runtimeValue.release();
-  }
-
-  /** Where the backbone last used with this server is recorded (what Join reports holding). */
-  private serverRecord(): string {
-    return join(this.cacheDir, "servers", `${sha256Hex(new TextEncoder().encode(this.opts.server)).slice(0, 24)}.json`);
-  }
-
-  /** The backbone SHA-256 to report at Join: the one last used with this server, if still cached. */
-  async heldBackbone(): Promise<string> {
     try {
-      const rec = JSON.parse(await readFile(this.serverRecord(), "utf8")) as { backboneSha256?: unknown };
-      const sha = typeof rec.backboneSha256 === "string" && /^[0-9a-f]{64}$/.test(rec.backboneSha256) ? rec.backboneSha256 : "";
-      return sha !== "" && (await this.objects.held(100_000)).includes(sha) ? sha : "";
-    } catch {
-      return "";
-    }
-  }
-
-  private async recordBackbone(sha: string): Promise<void> {
-    const file = this.serverRecord();
-    try {
-      await mkdir(join(this.cacheDir, "servers"), { recursive: true });
-      const tmp = `${file}.tmp-${process.pid}`;
-      await writeFile(tmp, `${JSON.stringify({ server: this.opts.server, backboneSha256: sha })}\n`);
-      await rename(tmp, file);
-    } catch {
-      // Only an optimization of the next Join.
-    }
-  }
-
-  /** The backbone: from the cache, or downloaded through `pull` (resumable), verified either way. */
-  backbone(sha: string, size: number, pull: PullChunk, onDownload: (resumedFrom: number) => void): Promise<BackboneObject> {
-    let p = this.backbones.get(sha);
-    if (!p) {
-      p = (async () => {
-        let bytes = await this.objects.read(sha);
-        if (!bytes) {
-          onDownload(await this.objects.partialBytes(sha));
-          bytes = await this.objects.fetch(sha, size, pull);
-        }
-        const b = unpackBackbone(bytes, sha, `backbone object ${this.objects.path(sha)}`);
-        await this.recordBackbone(sha);
-        return b;
-      })();
-      this.backbones.set(sha, p);
-      p.catch(() => this.backbones.delete(sha));
-    }
-    return p;
-  }
-
-  /** Data, engine and base of one (backbone, run config) pair, made once. */
-  setup(cfg: RunConfig, runConfigJson: string, backbone: BackboneObject): Promise<Setup> {
-    const key = `${backbone.sha256}\n${runConfigJson}`;
-    let p = this.setups.get(key);
-    if (!p) {
-      p = this.makeSetup(cfg, backbone);
-      this.setups.set(key, p);
-      p.catch(() => this.setups.delete(key));
-    }
-    return p;
-  }
-
-  private async makeSetup(cfg: RunConfig, backbone: BackboneObject): Promise<Setup> {
-    const pretrained = new Map(backbone.params.names().filter((n) => !isHeadParam(n)).map((n) => [n, backbone.params.get(n)]));
-    const name = `the backbone ${backbone.sha256.slice(0, 12)}…`;
-    if (this.opts.dataDir !== undefined) {
-      const normalization = backboneNormalization(backbone.config);
-      const task = await loadTask(this.opts.dataDir, { ...(cfg.data.classes ? { classes: cfg.data.classes } : {}), ...(normalization ? { normalization } : {}) });
-      const config = withLabels(backbone.config, task.classes.length, task.classNames);
-      checkImagesFit(task, config, name);
-      const engine = new ClientEngine(this.runtime(), config, cfg.wire.dtype);
-      return { cfg, backbone, engine, pretrained, own: { train: task.train, ...(task.test.count > 0 ? { test: task.test } : {}) } };
-    }
-    const { task, config } = await loadRunTask(cfg, backbone.config, name);
-    const { clients } = partitionClients(cfg, task);
-    const engine = new ClientEngine(this.runtime(), config, cfg.wire.dtype);
-    return { cfg, backbone, engine, pretrained, partitions: { task, clients } };
-  }
-
-  /** The stored bases of a run (one store per run and backbone, shared by the identities). */
-  storage(runId: string, setup: Setup): DiskBaseStore {
-    const dir = join(this.cacheDir, "runs", runDirName(runId));
-    const key = `${dir}\n${setup.backbone.sha256}`;
-    let s = this.storages.get(key);
-    if (!s) {
-      s = new DiskBaseStore(dir, setup.pretrained, (m) => this.emit({ event: "warning", message: m }, `warning: ${m}`));
-      this.storages.set(key, s);
-    }
-    return s;
-  }
-}
-
-// ---- one identity ---------------------------------------------------------------------------
-
-interface CachedReply {
-  readonly requestId: string;
-  readonly reply: Uint8Array;
-  readonly computeSeconds: number;
-}
-
-interface Outcome {
-  readonly reason: ClientExitReason;
-  readonly message: string;
-  readonly code: number;
-  readonly summary?: unknown;
-}
-
-class IdentityLoop {
-  readonly tokenId: string;
-  readonly traffic: Traffic = { down: 0, up: 0 };
-  private readonly rpc: Client<typeof FederationService>;
-  private sessionId = "";
-  private ctx: ClientContext | undefined;
-  private storage: DiskBaseStore | undefined;
-  private setupValue: Setup | undefined;
-  private chunkBytes = CHUNK_BYTES;
-  private status = { state: ClientState.IDLE, round: 0, imagesPerSecond: 0 };
-  private heartbeatSeconds = 10;
-  private heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
-  private outage: { start: number; attempt: number } | undefined;
-  private readonly replies = new Map<string, CachedReply>();
-  private rejoins = { count: 0, lastMs: 0 };
-  /** The PullTask in flight, which a heartbeat may cut short. */
-  private poll: AbortController | undefined;
-  private backboneFailures = 0;
-  clientId = "";
-  tasks = 0;
-
-  constructor(
-    private readonly shared: Shared,
-    private readonly identity: ClientIdentity,
-    manager: Http2SessionManager,
-  ) {
-    this.tokenId = tokenLabel(identity.token);
-    const traffic = this.traffic;
-    const auth: Interceptor = (next) => async (req) => {
-      req.header.set("authorization", `Bearer ${identity.token}`);
-      const counted = TASK_RPCS.has(req.method.localName);
-      if (counted && !req.stream) traffic.up += toBinary(req.method.input, req.message).length + FRAME_PREFIX_BYTES;
-      const res = await next(req);
-      if (counted && !res.stream) traffic.down += toBinary(req.method.output, res.message).length + FRAME_PREFIX_BYTES;
-      return res;
-    };
-    const transport = createGrpcTransport({
-      baseUrl: shared.opts.server,
-      sessionManager: manager,
-      interceptors: [auth],
-      readMaxBytes: MAX_MESSAGE_BYTES,
-      writeMaxBytes: MAX_MESSAGE_BYTES,
-    });
-    this.rpc = createClient(FederationService, transport);
-  }
-
-  private get who(): string {
-    return this.clientId !== "" ? this.clientId : `token ${this.tokenId}`;
-  }
-
-  /** Runs until the run finishes, the client is stopped, or an error ends it; never throws. */
-  async run(): Promise<Outcome> {
-    try {
-      for (;;) {
-        try {
-          await this.join();
-          return await this.serve();
-        } catch (e) {
-          if (!(e instanceof Rejoin)) throw e;
-          this.stopHeartbeat();
-          this.shared.emit({ event: "rejoin", clientId: this.clientId, message: e.message }, `${this.who}: ${e.message}; joining again`);
-          // Rejoins in quick succession back off like an outage, so a confused server is not hammered.
-          const now = Date.now();
-          this.rejoins = now - this.rejoins.lastMs < 60_000 ? { count: this.rejoins.count + 1, lastMs: now } : { count: 0, lastMs: now };
-          if (this.rejoins.count > 0) await sleep(Math.random() * Math.min(this.shared.capMs, this.shared.baseMs * 2 ** Math.min(this.rejoins.count, 30)), this.shared.signal);
-          if (this.shared.signal.aborted) throw new Stopped();
-        }
-      }
-    } catch (e) {
-      this.stopHeartbeat();
-      if (e instanceof Stopped || (this.shared.signal.aborted && !(e instanceof Fatal))) {
-        await this.leave("shutdown");
-        return { reason: "stopped", message: "stopped", code: 0 };
-      }
-      if (e instanceof Fatal) {
-        if (e.reason !== "unauthenticated" && e.reason !== "refused") await this.leave(`client error: ${e.reason}`);
-        return { reason: e.reason, message: e.message, code: e.code };
-      }
-      await this.leave("client error");
-      const code = e instanceof SaflError ? exitCodeFor[e.code] : 1;
-      return { reason: code === 2 ? "invalid" : "error", message: errorText(e), code };
+      if (this.opts.runtime === undefined && this.runtimeValue) await this.runtimeValue.release();
     } finally {
-      this.stopHeartbeat();
+      this.manager.abort();
     }
-  }
-
-  // ---- calls ----
-
-  /** One RPC, retried with backoff while the network or the server is unavailable. */
-  private async call<T>(what: string, fn: (o: CallOptions) => Promise<T>, opts: { timeoutMs?: number; transient?: readonly Code[]; poll?: AbortController } = {}): Promise<T> {
-    for (;;) {
-      if (this.shared.signal.aborted) throw new Stopped();
-      try {
-        const r = await fn({ signal: opts.poll?.signal ?? this.shared.signal, timeoutMs: opts.timeoutMs ?? CALL_TIMEOUT_MS });
-        this.outage = undefined;
-        return r;
-      } catch (e) {
-        if (this.shared.signal.aborted) throw new Stopped();
-        if (opts.poll?.signal.aborted) throw new Rejoin("a heartbeat found the session unknown to the server");
-        const ce = ConnectError.from(e);
-        const tls = tlsFailureMessage(ce, this.shared.opts.server);
-        if (tls !== undefined) throw new Fatal("invalid", tls);
-        if (ce.code === Code.Unauthenticated) {
-          throw new Fatal("unauthenticated", `the server refused the token of client "${this.tokenId}" (safl_${this.tokenId}_…): ${redact(ce.rawMessage)}`);
-        }
-        if (this.sessionId !== "" && isUnknownSession(ce)) throw new Rejoin(`the server does not know the session (${redact(ce.rawMessage)})`);
-        if (!TRANSIENT.has(ce.code) && !opts.transient?.includes(ce.code)) throw ce;
-        await this.backoff(what, ce);
-      }
-    }
-  }
-
-  /** Waits before the next attempt: a uniform draw below min(cap, base * 2^attempt) (full jitter). */
-  private async backoff(what: string, ce: ConnectError): Promise<void> {
-    const now = Date.now();
-    this.outage ??= { start: now, attempt: 0 };
-    const elapsedMs = now - this.outage.start;
-    const max = this.shared.opts.maxRetrySeconds;
-    if (max !== undefined && elapsedMs >= max * 1000) {
-      throw new Fatal("unavailable", `${this.who}: gave up after ${(elapsedMs / 1000).toFixed(1)} s without the server (${what}: ${codeName(ce.code)}: ${redact(ce.rawMessage)})`);
-    }
-    const ceiling = Math.min(this.shared.capMs, this.shared.baseMs * 2 ** Math.min(this.outage.attempt, 30));
-    let delay = Math.random() * ceiling;
-    if (max !== undefined) delay = Math.min(delay, max * 1000 - elapsedMs);
-    const attempt = ++this.outage.attempt;
-    // Text lines thin out over a long outage (attempts 1, 2, 4, 8, ...); JSON lines record every retry.
-    if (this.shared.opts.json || (attempt & (attempt - 1)) === 0) {
-      this.shared.emit(
-        { event: "retry", clientId: this.clientId, call: what, code: codeName(ce.code), message: redact(ce.rawMessage), attempt, delayMs: Math.round(delay) },
-        `${this.who}: ${what} failed (${codeName(ce.code)}: ${redact(ce.rawMessage)}); retrying in ${(delay / 1000).toFixed(1)} s${attempt > 1 ? ` (attempt ${attempt}, ${(elapsedMs / 1000).toFixed(0)} s without the server)` : ""}`,
-      );
-    }
-    await sleep(delay, this.shared.signal);
-    if (this.shared.signal.aborted) throw new Stopped();
-  }
-
-  /** A chunk reader for PullObject on the current session. */
-  private puller(objectId: string): PullChunk {
-    return async (offset) => {
-      const r = await this.call("PullObject", (o) => this.rpc.pullObject({ sessionId: this.sessionId, objectId, offset: BigInt(offset), maxBytes: this.chunkBytes }, o));
-      if (r.offset !== BigInt(offset)) throw new SaflError(ErrorCode.Io, `object ${objectId.slice(0, 12)}…: asked for offset ${offset}, the server sent ${r.offset}`);
-      return { data: r.data, totalSize: Number(r.totalSize), last: r.last };
-    };
-  }
-
-  // ---- session ----
-
-  private async join(): Promise<void> {
-    const s = this.shared;
-    this.sessionId = "";
-    const partition = this.identity.partition;
-    const res = await this.call(
-      "Join",
-      async (o) =>
-        this.rpc.join(
-          {
-            protocolVersion: PROTOCOL_VERSION,
-            backboneSha256: await s.heldBackbone(),
-            clientSoftware: s.software,
-            device: { kind: "node", threads: s.threads, platform: s.platform },
-            heldObjects: await s.objects.held(),
-            ...(partition !== undefined ? { partitionRequest: String(partition) } : {}),
-          },
-          o,
-        ),
-      // A Join refused for its rate is retried like an outage.
-      { transient: [Code.ResourceExhausted] },
-    ).catch((e: unknown) => {
-      if (e instanceof ConnectError) throw new Fatal("refused", `the server refused to let ${this.who} join: ${redact(e.rawMessage)}`);
-      throw e;
-    });
-    if (res.protocolVersion !== PROTOCOL_VERSION) {
-      throw new Fatal("refused", `the server speaks protocol version ${res.protocolVersion}, this client ${PROTOCOL_VERSION} (run the same sa-fedlora release on both)`);
-    }
-    this.sessionId = res.sessionId;
-    this.clientId = res.clientId;
-    this.chunkBytes = Math.min(res.maxChunkBytes > 0 ? res.maxChunkBytes : CHUNK_BYTES, CHUNK_BYTES);
-    this.heartbeatSeconds = res.heartbeatSeconds > 0 ? res.heartbeatSeconds : 10;
-    this.setStatus(ClientState.IDLE, 0);
-    this.startHeartbeat();
-
-    let cfg: RunConfig;
-    try {
-      cfg = parseRunConfig(JSON.parse(res.runConfigJson), "the server's run config");
-    } catch (e) {
-      throw new Fatal("refused", `cannot use the server's run config: ${errorText(e)}`);
-    }
-    let index: number | undefined;
-    if (partition !== undefined) {
-      if (res.partitionIndex < 0) throw new Fatal("refused", `the server assigned ${this.who} no partition (asked for ${partition}); does it run a demo partitioning?`);
-      index = res.partitionIndex;
-      if (index >= cfg.clients.count) {
-        throw new Fatal("invalid", `partition ${index} is out of range: the run has ${cfg.clients.count} partitions (0-${cfg.clients.count - 1})`);
-      }
-      if (index !== partition) this.shared.emit({ event: "warning", message: `asked for partition ${partition}, assigned ${index}` }, `${this.who}: asked for partition ${partition}, the server assigned ${index}`);
-      if (res.clientId !== virtualClientId(index)) {
-        this.shared.emit({ event: "warning", message: `partition ${index} is played as "${res.clientId}"` }, `warning: partition ${index} is played as "${res.clientId}", not ${virtualClientId(index)} (the run will not match its simulation)`);
-      }
-    }
-    if (s.opts.dataset !== undefined && s.opts.dataset !== cfg.data.dataset) {
-      throw new Fatal("invalid", `the run trains on dataset "${cfg.data.dataset}", not "${s.opts.dataset}" (--dataset)`);
-    }
-    this.shared.emit(
-      { event: "joined", clientId: res.clientId, token: this.tokenId, runId: res.runId, partition: index ?? null, heartbeatSeconds: this.heartbeatSeconds },
-      `joined run ${res.runId} as ${res.clientId} (token ${this.tokenId}${index !== undefined ? `, partition ${index}` : ""})`,
-    );
-
-    const sha = res.backboneSha256;
-    const ref = res.backboneObject;
-    if (!/^[0-9a-f]{64}$/.test(sha)) throw new Fatal("refused", `the server named no valid backbone (backbone_sha256 ${JSON.stringify(sha.slice(0, 80))})`);
-    if (ref && ref.id !== "" && ref.id !== sha) throw new Fatal("refused", `the server's backbone object ${ref.id.slice(0, 12)}… is not its backbone ${sha.slice(0, 12)}…`);
-    this.setStatus(ClientState.DOWNLOADING, 0);
-    const started = Date.now();
-    let downloaded: number | undefined;
-    const before = this.traffic.down;
-    const backbone = await s
-      .backbone(sha, Number(ref?.size ?? 0n), this.puller(sha), (from) => {
-        downloaded = from;
-        s.emit({ event: "backbone", sha256: sha, size: Number(ref?.size ?? 0n), resumeFrom: from }, `downloading the backbone ${sha.slice(0, 12)}… (${fmtBytes(Number(ref?.size ?? 0n))}${from > 0 ? `, resuming at ${fmtBytes(from)}` : ""})`);
-      })
-      .catch((e: unknown) => {
-        if (e instanceof Rejoin || e instanceof Fatal || e instanceof Stopped) throw e;
-        if (e instanceof ConnectError) throw new Fatal("refused", `cannot download the backbone: ${codeName(e.code)}: ${redact(e.rawMessage)}`);
-        if (e instanceof SaflError && (e.code === ErrorCode.Io || e.code === ErrorCode.Checkpoint)) {
-          // A download that does not verify is discarded and tried again, a few times.
-          if (++this.backboneFailures >= 3) throw new Fatal("refused", `the server's backbone cannot be used: ${e.rawMessage}`, 5);
-          throw new Rejoin(`the backbone download failed (${e.rawMessage})`);
-        }
-        throw e;
-      });
-    if (downloaded !== undefined) {
-      s.emit({ event: "backbone", sha256: sha, bytes: this.traffic.down - before, seconds: (Date.now() - started) / 1000 }, `backbone ${sha.slice(0, 12)}… downloaded and verified`);
-    }
-    this.setStatus(ClientState.IDLE, 0);
-    let setup: Setup;
-    try {
-      setup = await s.setup(cfg, res.runConfigJson, backbone);
-    } catch (e) {
-      if (e instanceof SaflError) throw new Fatal(exitCodeFor[e.code] === 2 ? "invalid" : "error", `cannot prepare the data for run ${res.runId}: ${e.rawMessage}`, exitCodeFor[e.code]);
-      throw e;
-    }
-    this.setupValue = setup;
-    this.ctx = this.context(setup, res, index);
-  }
-
-  private context(setup: Setup, res: JoinResponse, index: number | undefined): ClientContext {
-    const storage = this.shared.storage(res.runId, setup);
-    this.storage = storage;
-    if (index !== undefined) {
-      const p = setup.partitions;
-      if (!p) throw new Fatal("invalid", "this client brings its own data (--data-dir) but asked for a partition");
-      const vc = p.clients[index]!;
-      return {
-        clientId: res.clientId,
-        train: subset(p.task.train, vc.train),
-        // Local test shares index the training split, as in the simulation.
-        ...(vc.test ? { test: subset(p.task.train, vc.test) } : {}),
-        storage,
-      };
-    }
-    if (!setup.own) throw new Fatal("invalid", "this client has no data: pass --partition or --data-dir");
-    return { clientId: res.clientId, train: setup.own.train, ...(setup.own.test ? { test: setup.own.test } : {}), storage };
-  }
-
-  private async leave(reason: string): Promise<void> {
-    if (this.sessionId === "") return;
-    const sessionId = this.sessionId;
-    this.sessionId = "";
-    try {
-      await this.rpc.leave({ sessionId, reason }, { timeoutMs: LEAVE_TIMEOUT_MS });
-    } catch {
-      // Best effort: the server reassigns the tasks after missed heartbeats anyway.
-    }
-  }
-
-  // ---- heartbeat ----
-
-  private setStatus(state: ClientState, round: number): void {
-    this.status = { ...this.status, state, round };
-  }
-
-  private startHeartbeat(): void {
-    this.stopHeartbeat();
-    this.scheduleHeartbeat();
-  }
-
-  private scheduleHeartbeat(): void {
-    this.heartbeatTimer = setTimeout(() => void this.beat(), this.heartbeatSeconds * 1000);
-    this.heartbeatTimer.unref?.();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeatTimer !== undefined) clearTimeout(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
-  }
-
-  private async beat(): Promise<void> {
-    const timer = this.heartbeatTimer;
-    if (this.sessionId === "" || this.shared.signal.aborted) return;
-    try {
-      const { state, round, imagesPerSecond } = this.status;
-      const r = await this.rpc.heartbeat(
-        { sessionId: this.sessionId, status: { state, round, imagesPerSecond: state === ClientState.TRAINING ? imagesPerSecond : 0 } },
-        { timeoutMs: HEARTBEAT_TIMEOUT_MS, signal: this.shared.signal },
-      );
-      if (r.heartbeatSeconds > 0) this.heartbeatSeconds = r.heartbeatSeconds;
-    } catch (e) {
-      // The task loop meets other problems on its next call; a long poll it would wait out.
-      const ce = ConnectError.from(e);
-      if (isUnknownSession(ce) || ce.code === Code.Unauthenticated) this.poll?.abort();
-    }
-    // Still the current schedule (not stopped or restarted meanwhile): go on.
-    if (timer === this.heartbeatTimer && !this.shared.signal.aborted) this.scheduleHeartbeat();
-  }
-
-  // ---- tasks ----
-
-  private async serve(): Promise<Outcome> {
-    const waitMs = this.shared.pullWaitMs;
-    for (;;) {
-      this.setStatus(ClientState.IDLE, this.status.round);
-      // A long poll can be cut by a heartbeat that finds the session gone (the server restarted
-      // under a poll whose stream never failed), and it times out soon after the server's longest wait.
-      const poll = new AbortController();
-      const onStop = () => poll.abort();
-      this.shared.signal.addEventListener("abort", onStop, { once: true });
-      this.poll = poll;
-      let r: Awaited<ReturnType<typeof this.rpc.pullTask>>;
-      try {
-        r = await this.call("PullTask", (o) => this.rpc.pullTask({ sessionId: this.sessionId, waitMs }, o), { timeoutMs: Math.max(waitMs, 1000) + PULL_MARGIN_MS, poll });
-      } finally {
-        this.poll = undefined;
-        this.shared.signal.removeEventListener("abort", onStop);
-      }
-      const outcome = r.outcome;
-      if (outcome.case === "task") await this.runTask(outcome.value);
-      else if (outcome.case === "idle") await sleep(Math.min(outcome.value.retryAfterMs, MAX_IDLE_WAIT_MS), this.shared.signal);
-      else if (outcome.case === "finished") {
-        let summary: unknown;
-        try {
-          summary = JSON.parse(outcome.value.summaryJson);
-        } catch {
-          summary = outcome.value.summaryJson;
-        }
-        this.shared.emit({ event: "finished", clientId: this.clientId, tasks: this.tasks }, `${this.who}: the run is finished (${this.tasks} task${this.tasks === 1 ? "" : "s"} answered)`);
-        this.stopHeartbeat();
-        await this.leave("run finished");
-        return { reason: "finished", message: "the run is finished", code: 0, summary };
-      } else await sleep(1000, this.shared.signal);
-      if (this.shared.signal.aborted) throw new Stopped();
-    }
-  }
-
-  private async runTask(task: Task): Promise<void> {
-    const started = Date.now();
-    const before = { ...this.traffic };
-    const kind = task.kind === TaskKind.TRAIN ? "train" : task.kind === TaskKind.EVALUATE ? "evaluate" : "unknown";
-    this.setStatus(ClientState.DOWNLOADING, task.round);
-    const report = (fields: Record<string, unknown>, text: string) =>
-      this.shared.emit(
-        {
-          event: "task",
-          clientId: this.clientId,
-          taskId: task.taskId,
-          round: task.round,
-          attempt: task.attempt,
-          kind,
-          seconds: (Date.now() - started) / 1000,
-          bytesDown: this.traffic.down - before.down,
-          bytesUp: this.traffic.up - before.up,
-          ...fields,
-        },
-        `${this.who} round ${task.round} ${kind}${task.attempt > 0 ? ` (attempt ${task.attempt})` : ""}: ${text}, ${((Date.now() - started) / 1000).toFixed(2)} s, ${fmtBytes(this.traffic.down - before.down)} down, ${fmtBytes(this.traffic.up - before.up)} up`,
-      );
-    try {
-      if (task.kind !== TaskKind.TRAIN && task.kind !== TaskKind.EVALUATE) {
-        await this.pushFailure(task, FailureCode.BAD_INSTRUCTION, `task kind ${task.kind} is not one this client knows`);
-        report({ status: "failed", failure: "bad-instruction" }, "unknown task kind, reported");
-        return;
-      }
-      const requestId = task.request?.id ?? "";
-      let entry = this.replies.get(task.taskId);
-      const cached = entry !== undefined && entry.requestId === requestId;
-      if (!entry || !cached) {
-        entry = await this.compute(task);
-        this.replies.delete(task.taskId);
-        this.replies.set(task.taskId, entry);
-        while (this.replies.size > REPLY_CACHE) this.replies.delete(this.replies.keys().next().value!);
-      }
-      this.setStatus(ClientState.UPLOADING, task.round);
-      const status = await this.pushReply(task.taskId, entry.reply);
-      this.tasks++;
-      const reply = decodeMessage(entry.reply);
-      const steps = reply.metrics?.["steps"];
-      const fields = {
-        status: status === PushResultStatus.DUPLICATE ? "duplicate" : "accepted",
-        cached,
-        steps: steps ?? null,
-        computeSeconds: entry.computeSeconds,
-        replyBytes: entry.reply.length,
-        ...(reply.failure ? { failure: reply.failure.code, message: reply.failure.message } : {}),
-      };
-      const what = reply.failure
-        ? `failed (${reply.failure.code}: ${reply.failure.message})`
-        : kind === "train"
-          ? `${steps ?? "?"} steps on ${reply.sampleCount ?? "?"} examples`
-          : `evaluated ${reply.sampleCount ?? "?"} examples`;
-      report(fields, `${what}${cached ? " (cached reply)" : ""}${status === PushResultStatus.DUPLICATE ? " (duplicate)" : ""}`);
-    } catch (e) {
-      if (e instanceof Rejoin || e instanceof Fatal || e instanceof Stopped) throw e;
-      if (e instanceof ConnectError) {
-        if (!DROP_TASK.has(e.code)) throw e;
-        report({ status: "dropped", code: codeName(e.code), message: redact(e.rawMessage) }, `dropped (${codeName(e.code)}: ${redact(e.rawMessage)})`);
-        return;
-      }
-      // Something local (a download that does not verify twice, a disk error): tell the server.
-      const f = failureOf(e);
-      try {
-        await this.pushFailure(task, failureCodeToProto(f.code), f.message);
-      } catch (e2) {
-        if (!(e2 instanceof ConnectError && DROP_TASK.has(e2.code))) throw e2;
-      }
-      report({ status: "failed", failure: f.code, message: f.message }, `failed (${f.code}: ${f.message}), reported`);
-    } finally {
-      this.setStatus(ClientState.IDLE, task.round);
-    }
-  }
-
-  /** Downloads what the task needs and runs it through the engine. */
-  private async compute(task: Task): Promise<CachedReply> {
-    const ref = task.request;
-    if (!ref || !/^[0-9a-f]{64}$/.test(ref.id)) throw new SaflError(ErrorCode.Io, "the task names no valid request object");
-    // Objects the task says it needs (e.g. a frozen base): fetched into the cache if missing.
-    for (const need of task.needs) {
-      if (!(await this.shared.objects.read(need.id))) await this.shared.objects.fetch(need.id, Number(need.size), this.puller(need.id));
-    }
-    let request: Uint8Array;
-    try {
-      request = await pullToMemory(ref.id, Number(ref.size), this.puller(ref.id));
-    } catch (e) {
-      if (!(e instanceof SaflError)) throw e;
-      // Corrupted on the way: one more try before reporting a bad message.
-      request = await pullToMemory(ref.id, Number(ref.size), this.puller(ref.id));
-    }
-    const ctx = this.ctx!;
-    const setup = this.setupValue!;
-    const batch = batchOf(request);
-    this.setStatus(ClientState.TRAINING, task.round);
-    const handled = this.shared.handle(setup.engine, ctx, request);
-    const stopped = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(new Stopped());
-      if (this.shared.signal.aborted) onAbort();
-      else this.shared.signal.addEventListener("abort", onAbort, { once: true });
-      void handled.finally(() => this.shared.signal.removeEventListener("abort", onAbort)).catch(() => undefined);
-    });
-    stopped.catch(() => undefined);
-    const out = await Promise.race([handled, stopped]);
-    // A base the request carried is on disk before the reply that used it is acknowledged.
-    await this.storage?.flush();
-    const images = batch * stepsOf(out.reply);
-    if (images > 0 && out.computeSeconds > 0) this.status.imagesPerSecond = images / out.computeSeconds;
-    return { requestId: ref.id, reply: out.reply, computeSeconds: out.computeSeconds };
-  }
-
-  /** Uploads a reply in chunks (resuming where the server says it stands) and commits it. */
-  private async pushReply(taskId: string, bytes: Uint8Array): Promise<PushResultStatus> {
-    const objectId = sha256Hex(bytes);
-    for (let attempt = 0; ; attempt++) {
-      await this.upload(taskId, objectId, bytes);
-      try {
-        const r = await this.call("PushResult", (o) => this.rpc.pushResult({ sessionId: this.sessionId, taskId, outcome: { case: "replyObjectId", value: objectId } }, o));
-        return r.status;
-      } catch (e) {
-        // The server lost the upload (e.g. it restarted between the last chunk and the commit): once more.
-        if (attempt === 0 && e instanceof ConnectError && e.code === Code.FailedPrecondition && /PushObject|push the rest|upload/i.test(e.rawMessage)) continue;
-        throw e;
-      }
-    }
-  }
-
-  private async upload(taskId: string, objectId: string, bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    let stalls = 0;
-    while (offset < bytes.length) {
-      const end = Math.min(offset + this.chunkBytes, bytes.length);
-      const sent = offset;
-      const r = await this.call("PushObject", (o) =>
-        this.rpc.pushObject({ sessionId: this.sessionId, taskId, objectId, offset: BigInt(sent), totalSize: BigInt(bytes.length), data: bytes.subarray(sent, end) }, o),
-      );
-      const received = Number(r.received);
-      if (!Number.isSafeInteger(received) || received < 0 || received > bytes.length) {
-        throw new SaflError(ErrorCode.Io, `the server says it holds ${r.received} bytes of a ${bytes.length}-byte reply`);
-      }
-      // A smaller count than we sent means the server lost part of the upload: resume from its count.
-      stalls = received > offset ? 0 : stalls + 1;
-      if (stalls > 3) throw new SaflError(ErrorCode.Io, `the server does not take the reply's chunk at ${offset} (it holds ${received} bytes)`);
-      offset = received;
-    }
-  }
-
-  private async pushFailure(task: Task, code: FailureCode, message: string): Promise<void> {
-    await this.call("PushResult", (o) => this.rpc.pushResult({ sessionId: this.sessionId, taskId: task.taskId, outcome: { case: "failure", value: { code, message: message.slice(0, 4096) } } }, o));
   }
 }
-
-/** The batch size a broadcast asks for (0 when it does not say), for the throughput in heartbeats. */
-function batchOf(request: Uint8Array): number {
-  try {
-    const b = decodeMessage(request).config?.["batch"];
-    return typeof b === "number" && b > 0 ? b : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** Local steps a reply reports (0 for evaluations and failures). */
-function stepsOf(reply: Uint8Array): number {
-  try {
-    const s = decodeMessage(reply).metrics?.["steps"];
-    return typeof s === "number" && s > 0 ? s : 0;
-  } catch {
-    return 0;
-  }
-}
-
-// ---- entry point ----------------------------------------------------------------------------
 
 /** Checks options a command line can get wrong, before anything is started. */
 function checkOptions(opts: ClientOptions): void {
-  let url: URL;
-  try {
-    url = new URL(opts.server);
-  } catch {
-    throw argError(`--server ${JSON.stringify(opts.server)} is not a URL (expected https://host:port, or http://host:port with --insecure)`);
-  }
-  if (url.protocol === "http:" && !opts.insecure) {
-    throw argError(`refusing the cleartext server ${opts.server}: tokens and model updates would travel unencrypted; use https:// (with --ca for a private CA), or pass --insecure for a local test server`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw argError(`--server must be an http:// or https:// URL, got ${url.protocol}`);
-  if (opts.identities.length === 0) throw argError("no identity: pass --token (or --tokens-file with --partition)");
+  checkCoreOptions(opts);
   for (const id of opts.identities) {
-    if (id.token === "") throw argError("empty token");
-    if (id.partition !== undefined && (!Number.isInteger(id.partition) || id.partition < 0)) throw argError(`partition must be an integer >= 0, got ${id.partition}`);
     if (id.partition === undefined && opts.dataDir === undefined) throw argError("this client has no data: pass --partition I (a demo partition of the run) or --data-dir D (its own data)");
     if (id.partition !== undefined && opts.dataDir !== undefined) throw argError("--partition and --data-dir exclude each other: a client plays a demo partition or brings its own data");
   }
-  const parts = opts.identities.map((i) => i.partition).filter((p) => p !== undefined);
-  if (new Set(parts).size !== parts.length) throw argError("each partition may be played by one identity only");
 }
 
 /**
@@ -957,51 +180,5 @@ function checkOptions(opts: ClientOptions): void {
  */
 export async function runClient(opts: ClientOptions): Promise<ClientExit> {
   checkOptions(opts);
-  const shared = new Shared(opts);
-  const pem = (x: string | Uint8Array | undefined) => (x === undefined || typeof x === "string" ? x : Buffer.from(x));
-  const tls = { ca: pem(opts.ca), cert: pem(opts.cert), key: pem(opts.key) };
-  const manager = new Http2SessionManager(opts.server, { pingIntervalMs: 30_000, pingTimeoutMs: 15_000 }, Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined)));
-  const loops = opts.identities.map((id) => new IdentityLoop(shared, id, manager));
-  let outcomes: Outcome[];
-  try {
-    outcomes = await Promise.all(
-      loops.map(async (l) => {
-        const o = await l.run();
-        // One identity that cannot go on stops the others: the process exits with its reason.
-        if (o.reason !== "finished" && o.reason !== "stopped") shared.stop.abort();
-        return o;
-      }),
-    );
-    if (opts.signal?.aborted) shared.emit({ event: "stopping" }, "stopping (waiting for local work in progress to end)");
-    await shared.close();
-  } finally {
-    manager.abort();
-  }
-  const worst = outcomes.find((o) => o.reason !== "finished" && o.reason !== "stopped");
-  const final = worst ?? (outcomes.every((o) => o.reason === "finished") ? outcomes[0]! : outcomes.find((o) => o.reason === "stopped")!);
-  const tasks = loops.reduce((n, l) => n + l.tasks, 0);
-  const clientIds = loops.map((l) => l.clientId);
-  const exit: ClientExit = { code: final.code, reason: final.reason, message: final.message, ...(final.summary !== undefined ? { summary: final.summary } : {}), tasks, clientIds };
-  if (exit.reason === "finished") {
-    const out = opts.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-    out(opts.json ? JSON.stringify({ event: "summary", clientIds, tasks, summary: exit.summary ?? null }) : summaryLine(exit));
-  } else if (exit.code !== 0) {
-    shared.emit({ event: "exit", code: exit.code, reason: exit.reason, message: exit.message }, `error: ${exit.message}`);
-  }
-  return exit;
-}
-
-/** The one line `safl client` prints when the run is over. */
-export function summaryLine(exit: Pick<ClientExit, "summary" | "tasks" | "clientIds">): string {
-  const s = exit.summary;
-  const who = `${exit.clientIds.join(", ")} answered ${exit.tasks} task${exit.tasks === 1 ? "" : "s"}`;
-  if (s === null || typeof s !== "object" || Array.isArray(s)) return `run finished; ${who}${typeof s === "string" && s !== "" ? `; summary: ${s.slice(0, 500)}` : ""}`;
-  const o = s as Record<string, unknown>;
-  const parts: string[] = [];
-  if (typeof o["strategy"] === "string") parts.push(o["strategy"]);
-  if (typeof o["rounds"] === "number") parts.push(`${o["rounds"]} rounds`);
-  if (typeof o["finalAccuracy"] === "number") parts.push(`final accuracy ${(o["finalAccuracy"] * 100).toFixed(2)}%`);
-  const total = o["total"] as { bytes?: unknown } | undefined;
-  if (total && typeof total.bytes === "number") parts.push(`${fmtBytes(total.bytes)} exchanged`);
-  return `run finished${parts.length > 0 ? ` (${parts.join(", ")})` : ""}; ${who}`;
+  return runClientOn(new NodePlatform(opts), opts);
 }
