@@ -19,8 +19,16 @@
 // loader spawns the threads as module workers of its own URL, so the workers load only it, not the
 // whole bundle.
 //
+// Pages (the `--ui` dashboard, the join page): each src/web/pages/<name>.ts becomes dist/web/<name>.js
+// beside a copy of src/web/pages/<name>.html. A page imports the library as "../index.js" in its
+// source (so tsc checks it against the real API); in the bundle that import is left to the browser as
+// "./sa-fedlora-web.js", the entry built above, so a page does not carry a second copy of the runtime
+// and the runtime keeps finding ort/ beside its own module. Pages are type-checked with the DOM types
+// by tsconfig.pages.json (the main tsconfig has no DOM and excludes them).
+//
 //   node scripts/build-web.mjs
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -68,7 +76,44 @@ if (!readFileSync(join(out, "sa-fedlora-web.js"), "utf8").includes('"./ort/"')) 
 
 for (const f of ORT_FILES) copyFileSync(join(ortDist, f), join(out, "ort", f));
 
+// ---- pages ----
+const pagesDir = join(root, "src", "web", "pages");
+const pages = existsSync(pagesDir) ? readdirSync(pagesDir).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && existsSync(join(pagesDir, f.replace(/\.ts$/, ".html")))).map((f) => f.replace(/\.ts$/, "")) : [];
+if (pages.length > 0) {
+  try {
+    execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.pages.json")], { stdio: "inherit" });
+  } catch {
+    console.error("build-web: the pages do not type-check (tsconfig.pages.json)");
+    process.exit(1);
+  }
+  const libraryAsExternal = {
+    name: "library-as-external",
+    setup(b) {
+      b.onResolve({ filter: /^\.\.\/index\.js$/ }, () => ({ path: "./sa-fedlora-web.js", external: true }));
+    },
+  };
+  const pageResult = await build({
+    entryPoints: Object.fromEntries(pages.map((n) => [n, join(pagesDir, `${n}.ts`)])),
+    outdir: out,
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: ["es2022"],
+    minify: true,
+    sourcemap: true,
+    metafile: true,
+    logLevel: "warning",
+    plugins: [libraryAsExternal],
+  });
+  const reached = Object.keys(pageResult.metafile.inputs).filter((p) => p.startsWith("node:") || p.includes("onnxruntime"));
+  if (reached.length > 0) {
+    console.error(`build-web: a page bundles platform or runtime modules itself (it must import them from ../index.js):\n${reached.map((p) => `  - ${p}`).join("\n")}`);
+    process.exit(1);
+  }
+  for (const n of pages) copyFileSync(join(pagesDir, `${n}.html`), join(out, `${n}.html`));
+}
+
 const mb = (p) => `${(statSync(join(out, p)).size / 1e6).toFixed(2)} MB`;
 const outputs = Object.keys(result.metafile.outputs).filter((p) => p.endsWith(".js"));
 const rel = (p) => p.slice(p.indexOf("dist/web/") + "dist/web/".length);
-console.log(`build-web: dist/web/ from ${inputs.length} modules: ${[...outputs.map(rel), ...ORT_FILES.map((f) => `ort/${f}`)].map((p) => `${p} ${mb(p)}`).join(", ")}`);
+console.log(`build-web: dist/web/ from ${inputs.length} modules: ${[...outputs.map(rel), ...ORT_FILES.map((f) => `ort/${f}`)].map((p) => `${p} ${mb(p)}`).join(", ")}${pages.length > 0 ? `; pages: ${pages.map((n) => `${n}.html + ${n}.js ${mb(`${n}.js`)}`).join(", ")}` : ""}`);

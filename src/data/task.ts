@@ -52,9 +52,5 @@ export function checkImagesFit(task: Task, config: VitConfig, what: string): voi
   }
 }
 
-/** A copy of `config` for a task with `numLabels` classes (id2label from names when given). */
-export function withLabels(config: VitConfig, numLabels: number, names: readonly string[] | undefined): VitConfig {
-  const id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), names?.[i] ?? `LABEL_${i}`]));
-  const label2id = Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)]));
-  return { ...config, num_labels: numLabels, id2label, label2id };
-}
+/** A copy of `config` for a task with `numLabels` classes (moved to nn/config, platform-free). */
+export { withLabels } from "../nn/config.js";

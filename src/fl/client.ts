@@ -44,8 +44,11 @@ export interface ClientContext {
   /** Local held-out data for client-side evaluation (the training data is used when absent). */
   readonly test?: ImageDataset;
   readonly storage: ClientStorage;
-  /** Called after every local training step (a page shows the step and the loss as they come). */
-  readonly onStep?: (step: number, steps: number, loss: number) => void;
+  /**
+   * Called after every local training step (a page shows the step and the loss as they come); a
+   * promise it returns is awaited, so a browser can let the page paint between steps.
+   */
+  readonly onStep?: (step: number, steps: number, loss: number) => void | Promise<void>;
 }
 
 /** Seconds a request spent in local training or evaluation (the rest of the handler time is codec and setup). */
@@ -190,7 +193,8 @@ export class ClientEngine {
       const loss = await trainer.train(sampler.next());
       if (!Number.isFinite(loss)) throw new ClientFailure("diverged", `local training diverged at step ${s + 1}: loss is ${loss}`);
       lossSum += loss;
-      ctx.onStep?.(s + 1, steps, loss);
+      const paused = ctx.onStep?.(s + 1, steps, loss);
+      if (paused) await paused;
     }
     const tensors: WireTensor[] = rm.dense.map((name) => ({ name, shape: store.shape(name), data: store.get(name) }));
     const packed = rm.adapter ? adapterKind(rm.adapter.kind).payload.pack(rm.adapter, store) : [];

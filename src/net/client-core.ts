@@ -51,7 +51,7 @@ import {
 } from "./gen/safl/v1/federation_pb.js";
 import { CHUNK_BYTES, FRAME_PREFIX_BYTES, failureCodeToProto, MAX_PULL_WAIT_MS, PROTOCOL_VERSION } from "./protocol.js";
 import { tlsFailureMessage } from "./tls-errors.js";
-import { parseToken, redact } from "./tokens.js";
+import { parseToken, redact } from "./token-format.js";
 
 /** One identity the process plays: its bearer token and, for a demo client, the partition it asks for. */
 export interface ClientIdentity {
@@ -153,6 +153,11 @@ export interface ClientPlatform {
   /** Default sinks for progress lines and the summary line. */
   log(line: string): void;
   out(line: string): void;
+  /**
+   * Called after every training step; a browser yields to the page here (its event loop would
+   * otherwise see no task between two steps: no paint, no timers, no input).
+   */
+  afterStep?(): Promise<void> | undefined;
   /** Frees what the platform made (the runtime, connections), after every loop has ended. */
   close(): Promise<void>;
 }
@@ -435,6 +440,8 @@ class IdentityLoop {
   /** The PullTask in flight, which a heartbeat may cut short. */
   private poll: AbortController | undefined;
   private backboneFailures = 0;
+  /** The batch size of the task in training (for the images/s of step events). */
+  private batch = 0;
   clientId = "";
   tasks = 0;
 
@@ -662,8 +669,10 @@ class IdentityLoop {
     const storage = await this.shared.storage(res.runId, setup);
     this.storage = storage;
     const { train, test } = setup.data;
-    const onStep = (step: number, steps: number, loss: number) =>
-      this.shared.emit({ event: "step", clientId: this.clientId, round: this.status.round, step, steps, loss }, `step ${step}/${steps}: loss ${loss}`);
+    const onStep = (step: number, steps: number, loss: number): Promise<void> | undefined => {
+      this.shared.emit({ event: "step", clientId: this.clientId, round: this.status.round, step, steps, loss, batch: this.batch }, `step ${step}/${steps}: loss ${loss}`);
+      return this.shared.platform.afterStep?.();
+    };
     return { clientId: res.clientId, train, ...(test ? { test } : {}), storage, onStep };
   }
 
@@ -691,7 +700,7 @@ class IdentityLoop {
 
   private scheduleHeartbeat(): void {
     this.heartbeatTimer = setTimeout(() => void this.beat(), this.heartbeatSeconds * 1000);
-    this.heartbeatTimer.unref?.();
+    (this.heartbeatTimer as { unref?: () => void }).unref?.();
   }
 
   private stopHeartbeat(): void {
@@ -850,6 +859,7 @@ class IdentityLoop {
     const ctx = this.ctx!;
     const setup = this.setupValue!;
     const batch = batchOf(request);
+    this.batch = batch;
     this.setStatus(ClientState.TRAINING, task.round);
     const handled = this.shared.handle(setup.engine, ctx, request);
     const stopped = new Promise<never>((_, reject) => {

@@ -86,6 +86,19 @@ export interface Session {
   closed: boolean;
 }
 
+/** A client as the dashboard sees it (FederationHub.clientTable). */
+export interface ClientTableRow {
+  readonly id: string;
+  readonly online: boolean;
+  readonly state: ClientState;
+  readonly round: number;
+  readonly lastSeenMs: number;
+  readonly device: { readonly kind: string; readonly threads: number; readonly platform: string };
+  readonly imagesPerSecond: number;
+  /** The open task of this identity: which round, what for, and whether the client has pulled it yet. */
+  readonly task?: { readonly round: number; readonly kind: "train" | "evaluate"; readonly handedOut: boolean };
+}
+
 export type TaskOutcome = { readonly payload: Uint8Array } | { readonly failure: Failure };
 
 /** A task of the open exchange: one request for one client identity. */
@@ -158,6 +171,20 @@ export class FederationHub {
     // The id a bad token claims is not quoted: a malformed token can carry its own secret in that place.
     if (!v.ok) throw fail(Code.Unauthenticated, `token rejected (${v.reason})`);
     return v.clientId;
+  }
+
+  /**
+   * Who holds this `authorization` header value and which demo partition they play (undefined when
+   * none), for plain HTTP routes beside the service (the demo data a browser client downloads).
+   * Throws the ConnectError an RPC would get for a missing or refused token.
+   */
+  partitionOfBearer(authorization: string | undefined): { tokenId: string; partition: number | undefined } {
+    const token = bearerToken(authorization);
+    if (token === undefined) throw fail(Code.Unauthenticated, 'missing bearer token (expected the header "authorization: Bearer <token>")');
+    const v = this.opts.tokens.verify(token);
+    if (!v.ok) throw fail(Code.Unauthenticated, `token rejected (${v.reason})`);
+    const entry = [...this.partitionOwner.entries()].find(([, owner]) => owner === v.clientId);
+    return { tokenId: v.clientId, partition: entry?.[0] };
   }
 
   private session(ctx: HandlerContext, sessionId: string): Session {
@@ -496,6 +523,40 @@ export class FederationHub {
   sessionsNotToldFinished(nowMs = Date.now()): number {
     const online = new Set(this.onlineIds(nowMs));
     return [...this.byGrid.values()].filter((s) => online.has(s.gridId) && !s.toldFinished).length;
+  }
+
+  // ---- read-only views (the --ui dashboard, net/ui) ----------------------------------------------
+
+  /**
+   * One row per identity with a session: liveness, what it reports doing, its device, and the open
+   * task it holds (if any). Copies, so a reader cannot change a session.
+   */
+  clientTable(nowMs = Date.now()): ClientTableRow[] {
+    const online = new Set(this.onlineIds(nowMs));
+    const open = new Map<string, { round: number; kind: "train" | "evaluate"; handedOut: boolean }>();
+    for (const t of this.tasks.values()) if (!t.settled) open.set(t.gridId, { round: t.round, kind: t.kind, handedOut: t.handedOut });
+    return [...this.byGrid.values()]
+      .map((s) => {
+        const task = open.get(s.gridId);
+        return {
+          id: s.gridId,
+          online: online.has(s.gridId),
+          state: s.state,
+          round: s.round,
+          lastSeenMs: s.lastSeenMs,
+          device: { ...s.device },
+          imagesPerSecond: s.imagesPerSecond,
+          ...(task ? { task } : {}),
+        };
+      })
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** The round of the open exchange (tasks waiting for replies), or undefined between rounds. */
+  openRound(): number | undefined {
+    let round: number | undefined;
+    for (const t of this.tasks.values()) if (!t.settled && (round === undefined || t.round > round)) round = t.round;
+    return round;
   }
 }
 

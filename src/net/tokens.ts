@@ -20,21 +20,17 @@ import { readFileSync, statSync } from "node:fs";
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { argError, ErrorCode, SaflError } from "../errors.js";
+import { ID_RE, parseToken, TOKEN_PREFIX } from "./token-format.js";
+
+export { bearerToken, parseToken, redact } from "./token-format.js";
 
 /** What the token file's `format` field says, so a wrong JSON file is named as such. */
 export const TOKEN_FILE_FORMAT = "safl-tokens";
 /** The token file layout this code reads and writes. */
 export const TOKEN_FILE_VERSION = 1;
 
-const TOKEN_PREFIX = "safl_";
-/** 32 random bytes in unpadded base64url. */
-const SECRET_CHARS = 43;
 const SECRET_BYTES = 32;
-const ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
-const SECRET_RE = /^[A-Za-z0-9_-]{43}$/;
 const HASH_RE = /^[0-9a-f]{64}$/;
-/** The longest well-formed token; anything longer is rejected before it is hashed. */
-const MAX_TOKEN_LENGTH = TOKEN_PREFIX.length + 64 + 1 + SECRET_CHARS;
 
 /** One client's entry in the token file. */
 export interface TokenEntry {
@@ -78,46 +74,6 @@ export function checkClientId(id: string): string {
 /** SHA-256 of a token as lower-case hex: what the token file stores. */
 export function tokenHash(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
-}
-
-/**
- * Splits a token into its client id and secret, or undefined when it is not shaped like one. The
- * secret has a fixed length, so the id is everything between the prefix and the last 44 chars
- * (ids may themselves contain "_"). A secret must be the canonical encoding of 32 bytes, so only
- * strings `createToken` could have produced are well-formed.
- */
-export function parseToken(token: string): { readonly id: string; readonly secret: string } | undefined {
-  if (token.length > MAX_TOKEN_LENGTH || !token.startsWith(TOKEN_PREFIX)) return undefined;
-  const cut = token.length - SECRET_CHARS - 1;
-  if (cut <= TOKEN_PREFIX.length || token[cut] !== "_") return undefined;
-  const id = token.slice(TOKEN_PREFIX.length, cut);
-  const secret = token.slice(cut + 1);
-  if (!ID_RE.test(id) || !SECRET_RE.test(secret)) return undefined;
-  if (Buffer.from(secret, "base64url").toString("base64url") !== secret) return undefined;
-  return { id, secret };
-}
-
-/** The token in an `Authorization: Bearer <token>` header value, or undefined when there is none. */
-export function bearerToken(header: string | undefined): string | undefined {
-  const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
-  return m ? m[1] : undefined;
-}
-
-/** A whole token (lazy id so ids with "_" work; a secret of exactly 43 chars not followed by more). */
-const TOKEN_IN_TEXT = /safl_([A-Za-z0-9._-]{1,64}?)_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
-/**
- * Something near a token: a mistyped or truncated token still carries most of a real secret, so
- * "safl_<id>_" followed by 8 or more secret characters is redacted too. Shorter tails are left
- * alone so names such as "safl_tokens_v1" survive.
- */
-const TOKEN_LIKE_IN_TEXT = /safl_([A-Za-z0-9.-]{1,64})_[A-Za-z0-9_-]{8,}/g;
-
-/**
- * Replaces every token (and anything close to one) in `text` with `safl_<id>_***`, so log lines and
- * error messages that quote a request never carry a usable secret.
- */
-export function redact(text: string): string {
-  return text.replace(TOKEN_IN_TEXT, "safl_$1_***").replace(TOKEN_LIKE_IN_TEXT, "safl_$1_***");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -107,3 +107,10 @@ export function presetConfig(name: string): { config: VitConfig; batch: number }
   if (!p) throw new SaflError(ErrorCode.InvalidArgument, `unknown preset "${name}"; expected one of: ${Object.keys(PRESETS).join(", ")}`);
   return p;
 }
+
+/** A copy of `config` for a task with `numLabels` classes (id2label from names when given). */
+export function withLabels(config: VitConfig, numLabels: number, names: readonly string[] | undefined): VitConfig {
+  const id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), names?.[i] ?? `LABEL_${i}`]));
+  const label2id = Object.fromEntries(Object.entries(id2label).map(([k, v]) => [v, Number(k)]));
+  return { ...config, num_labels: numLabels, id2label, label2id };
+}

@@ -5,11 +5,17 @@
  * the onnxruntime-web runtime plus what a page needs to build a ViT, put an adapter on it and run
  * training steps, and the platform-free parts of federated learning and of the safetensors codec.
  * The same curated list as the Node entry (src/index.ts) without its Node-only sections (files,
- * dataset loaders, simulation, onnxruntime-node). Imports no node:* module (a test checks this).
+ * dataset loaders, simulation, onnxruntime-node), plus the browser client. Imports no node:*
+ * module (a test checks this).
  */
 
 // The browser runtime (onnxruntime-web: WebAssembly with threads when cross-origin isolated, optional WebGPU).
 export { type OrtBuild, type WebExecutionProvider, WebRuntime, type WebRuntimeInfo, type WebRuntimeOptions, isCrossOriginIsolated } from "./runtime.js";
+
+// The federated client in a page (the loop of `safl client` on connect-web, OPFS / IndexedDB, onnxruntime-web).
+export { type BrowserClientExit, type BrowserClientOptions, type OwnImages, runBrowserClient, type WantedImages } from "./client.js";
+export { CLIENT_EXIT_CODES, type ClientEvent, type ClientExit, type ClientExitReason, summaryLine } from "../net/client-core.js";
+export { BrowserBaseStore, BrowserObjectStore, type FileStore, MemoryStore, openFileStore } from "./storage.js";
 
 // Errors: every failure a user can cause is a SaflError with a code from a closed set.
 export { ErrorCode, SaflError } from "../errors.js";
