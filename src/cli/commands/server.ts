@@ -3,15 +3,22 @@
  * `safl server`: a deployed federated run (net/server) — the run config of `safl simulate` plus its
  * `deployment` section, clients connecting with tokens from `safl token create`, state in a SQLite
  * file so the same command continues a crashed run, outputs as `safl simulate` writes them.
+ * With --ui the same port also serves the live dashboard (net/ui) and the browser join page.
  */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { argError, ErrorCode, SaflError } from "../../errors.js";
 import type { RoundRecord } from "../../fl/records.js";
-import { runServer, type TlsFiles } from "../../net/server.js";
+import { joinRoutes } from "../../net/join-pages.js";
+import { type PageContext, runServer, type TlsFiles } from "../../net/server.js";
+import { composePages, createUi, runInfoOf, watchHub } from "../../net/ui.js";
 import { formatRoundLine } from "../../sim/report.js";
+import { RunFeed } from "../../sim/run-feed.js";
 import { defineFlags } from "../args.js";
 import { type CommandInput, defineCommand } from "../command.js";
 import { JSON_OUTPUT } from "../flags.js";
+import { parseListen } from "../listen.js";
 import { runConfigFromArgs } from "./simulate.js";
 
 const flags = defineFlags({
@@ -27,26 +34,21 @@ const flags = defineFlags({
   insecure: { type: "boolean", description: "plaintext HTTP/2 (h2c), allowed on loopback only" },
   "insecure-anywhere": { type: "boolean", description: "allow --insecure on a non-loopback address (tests in network namespaces)" },
   threads: { type: "int", value: "<n>", min: 1, max: 256, defaultText: "execution.threads of the run config", description: "onnxruntime threads of the server-side evaluation (as the simulation's, so both evaluate alike)" },
+  ui: { type: "boolean", description: "also serve the live dashboard at / and the browser join page at /join on the same port (docs/browser.md)" },
   json: { ...JSON_OUTPUT, description: "print one JSON object per round and the summary as JSON" },
 });
 
 export const serverCommand = defineCommand({
   name: "server",
   summary: "serve a federated run to network clients (Connect/gRPC, TLS, tokens, crash-safe state)",
-  usage: "--state <file> --out <dir> --tokens <file> (--tls-cert <pem> --tls-key <pem> | --insecure) [--config <file>] [--set k=v] [--listen host:port]",
+  usage: "--state <file> --out <dir> --tokens <file> (--tls-cert <pem> --tls-key <pem> | --insecure) [--config <file>] [--set k=v] [--listen host:port] [--ui]",
   description:
     "Runs the rounds of the run config with clients that connect over the network (safl client, or browsers). Clients pull their tasks; the server never dials out. Every accepted reply and every round boundary is committed to --state, so after a crash the same command continues the run.",
-  epilog: "Stop with Ctrl-C: the state keeps the last finished round, and the same command continues from there.",
+  epilog:
+    "Stop with Ctrl-C: the state keeps the last finished round, and the same command continues from there. With --ui, open the printed dashboard URL in a browser: it is read-only and needs no token, so it is visible to whoever can reach the port.",
   flags,
   run: serverRun,
 });
-
-function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port > 65535) throw argError(`--listen ${JSON.stringify(text)}: expected host:port, e.g. 127.0.0.1:7443 or [::1]:7443`);
-  return { host: (m[1] ?? m[2])!, port };
-}
 
 async function readPem(path: string, flag: string): Promise<Buffer> {
   try {
@@ -76,6 +78,16 @@ async function serverRun({ values: v }: CommandInput<typeof flags>): Promise<num
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   const log = (line: string) => (v.json ? console.log(JSON.stringify({ log: line })) : process.stderr.write(`${line}\n`));
+  const feed = v.ui ? new RunFeed(runInfoOf(cfg, "deployment")) : undefined;
+  let stopWatching = () => {};
+  // The dashboard first, then the join page's routes: given to runServer, which calls it once the hub exists.
+  const pages = feed
+    ? (ctx: PageContext) => {
+        for (const r of priorRecords(v.out)) feed.addRound(r);
+        stopWatching = watchHub(ctx.hub, feed);
+        return composePages(createUi({ feed }).handler, joinRoutes(ctx));
+      }
+    : undefined;
   try {
     const result = await runServer({
       cfg,
@@ -90,19 +102,44 @@ async function serverRun({ values: v }: CommandInput<typeof flags>): Promise<num
       threads: v.threads ?? cfg.execution.threads,
       log,
       signal: stop.signal,
+      ...(pages ? { pages } : {}),
       onListening: (a) => {
         if (v.json) console.log(JSON.stringify({ listening: { address: a.address, port: a.port } }));
+        if (feed) log(`dashboard: ${tls ? "https" : "http"}://${a.address.includes(":") ? `[${a.address}]` : a.address}:${a.port}/ (join page at /join)`);
       },
       onRound: (r: RoundRecord) => {
+        feed?.addRound(r);
         if (v.json) console.log(JSON.stringify({ round: r }));
         else console.log(`${formatRoundLine(r, cfg.rounds)}  clients ${r.clients.accepted.length}/${r.clients.sampled.length}`);
       },
     });
+    if (result.records.length < cfg.rounds) feed?.end("stopped", `after round ${result.records.length}`);
     if (v.json) console.log(JSON.stringify({ summary: result.summary }));
     else if (result.records.length === cfg.rounds) console.log(`run complete: ${result.records.length} rounds; wrote ${v.out}/ (metrics.jsonl, summary.json, plots, model/)`);
     return stop.signal.aborted ? 130 : 0;
+  } catch (e) {
+    feed?.end("failed", e instanceof Error ? e.message : String(e));
+    throw e;
   } finally {
+    stopWatching();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+/**
+ * The rounds a resumed server committed before this process (it rewrote <out>/metrics.jsonl from
+ * its state file before listening), so the dashboard of a resumed run starts with its history.
+ */
+function priorRecords(outDir: string): RoundRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(join(outDir, "metrics.jsonl"), "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as RoundRecord);
 }
