@@ -9,7 +9,7 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative, dirname, resolve } from "node:path";
 
-const order = ["util", "errors", "validate", "graph", "tensor", "onnx", "runtime", "nn", "peft", "io", "data", "fl", "sim", "net", "cli", "web", "index"];
+const order = ["util", "errors", "validate", "graph", "tensor", "onnx", "runtime", "nn", "peft", "io", "data", "fl", "sim", "net", "cli", "universal", "web", "index"];
 const rank = (layer) => {
   const i = order.indexOf(layer);
   // io and data share a rank, as do sim and net

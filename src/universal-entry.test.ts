@@ -19,7 +19,10 @@ const UNIVERSAL_ENTRIES = ["graph", "nn", "peft", "fl", "web"] as const;
 /** Third-party packages known to be platform-free; anything else reached is reported for review. */
 const PLATFORM_FREE_PACKAGES = new Set(["zod"]);
 /** Browser packages an entry may reach on top of those (the browser entry's runtime). */
-const ENTRY_PACKAGES: Partial<Record<(typeof UNIVERSAL_ENTRIES)[number], readonly string[]>> = { web: ["onnxruntime-web"] };
+const ENTRY_PACKAGES: Partial<Record<(typeof UNIVERSAL_ENTRIES)[number], readonly string[]>> = {
+  // The runtime, and the browser client's RPC stack (Connect over fetch, protobuf-es): all browser-ready.
+  web: ["onnxruntime-web", "@connectrpc/connect", "@connectrpc/connect-web", "@bufbuild/protobuf"],
+};
 
 const builtins = new Set(builtinModules);
 const show = (url: URL): string => relative(fileURLToPath(distSrc), fileURLToPath(url));
