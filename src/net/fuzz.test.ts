@@ -741,6 +741,8 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     trailers: http2.IncomingHttpHeaders;
     body: Buffer;
     error?: string;
+    /** A server stream (WatchRun) that answered 200 and sent its first message; it was then cancelled. */
+    streamOpen?: boolean;
   }
 
   /** The raw connection; a new one if the last was closed (the fuzzer notes why it was). */
@@ -762,7 +764,7 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
    * 10 MB) even after the stream is reset, so after two or three of them Node's client would refuse
    * every new stream on a shared connection with ENHANCE_YOUR_CALM.
    */
-  const post = (headers: http2.OutgoingHttpHeaders, body: Uint8Array): Promise<RawAnswer> =>
+  const post = (headers: http2.OutgoingHttpHeaders, body: Uint8Array, serverStream = false): Promise<RawAnswer> =>
     new Promise((resolve) => {
       const own = body.length > 1024 * 1024 ? http2.connect(f.baseUrl) : undefined;
       own?.on("error", () => undefined);
@@ -798,7 +800,15 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
       st.on("trailers", (h) => {
         answer.trailers = h;
       });
-      st.on("data", (d: Buffer) => chunks.push(d));
+      st.on("data", (d: Buffer) => {
+        chunks.push(d);
+        // An accepted WatchRun streams until the run ends: its first message is the answer.
+        if (serverStream && answer.status === 200 && answer.trailers["grpc-status"] === undefined && answer.headers["grpc-status"] === undefined && !/"code":"|grpc-status:/i.test(Buffer.concat(chunks).toString("latin1"))) {
+          answer.streamOpen = true;
+          if (!st.closed) st.close(http2.constants.NGHTTP2_CANCEL);
+          finish();
+        }
+      });
       st.on("end", () => finish());
       st.on("close", () => finish(answer.status === 0 ? `stream closed (rst ${st.rstCode})` : undefined));
       st.on("error", (e) => finish(`stream error: ${e.message}`));
@@ -885,13 +895,17 @@ describe("fuzzing the federation server (in-process, built as net/server.ts buil
     if (rng.chance(0.002)) body = rng.bytes(MAX_MESSAGE_BYTES + 1 + rng.int(1000));
     sent++;
     rawInFlight.set(op, `op ${op} ${protocol} ${method}: ${json({ ...headers, ...(headers.authorization !== undefined ? { authorization: `<${t.label} token>` } : {}) })} body ${Buffer.from(body.subarray(0, 400)).toString("hex")}${body.length > 400 ? `… (${body.length} bytes)` : ""}`);
-    const a = await post(headers, body).finally(() => {
+    const a = await post(headers, body, streaming).finally(() => {
       rawRecent.push(rawInFlight.get(op)!);
       if (rawRecent.length > 6) rawRecent.shift();
       rawInFlight.delete(op);
     });
     const via = `raw/${protocol}`;
     const rec = () => `${json({ ...headers, ...(headers.authorization !== undefined ? { authorization: `<${t.label} token>` } : {}) })} body ${body.length} bytes: ${Buffer.from(body.subarray(0, 160)).toString("hex")}${body.length > 160 ? "…" : ""}`;
+    if (a.streamOpen) {
+      if (t.valid === undefined) finding(op, via, method, rec(), t, "WatchRun streamed without a valid token");
+      return;
+    }
     if (a.error !== undefined) {
       // A 4-byte UTF-8 sequence in a gRPC body: the known hang (see knownHang).
       if (a.error.startsWith("no answer") && (protocol === "grpc" || protocol === "grpc-web") && /[\xf0-\xf4][\x80-\xbf]{3}/.test(Buffer.from(body).toString("latin1"))) knownHang(op, via, method, rec());

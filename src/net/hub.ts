@@ -513,6 +513,22 @@ export class FederationHub {
   finish(summaryJson: string): void {
     this.finished = summaryJson;
     for (const set of this.waiters.values()) for (const wake of set) wake();
+    for (const w of [...this.roundWatchers]) w(undefined);
+  }
+
+  // ---- WatchRun: committed rounds for streaming watchers ----
+
+  private readonly roundWatchers = new Set<(recordJson: string | undefined) => void>();
+
+  /** Hands a committed round's record (JSON) to every WatchRun stream (the server calls it per round). */
+  publishRound(recordJson: string): void {
+    for (const w of [...this.roundWatchers]) w(recordJson);
+  }
+
+  /** Calls `listener` with each published record, and with undefined when the run finishes. Returns the unsubscribe function. */
+  watchRounds(listener: (recordJson: string | undefined) => void): () => void {
+    this.roundWatchers.add(listener);
+    return () => this.roundWatchers.delete(listener);
   }
 
   get isFinished(): boolean {

@@ -46,6 +46,9 @@ export function federationHandler(hub: FederationHub): ReturnType<typeof connect
 }
 
 /** The peer's address, set by the server adapter (rate limits are per address). */
+/** How often WatchRun sends the client table when no round was committed meanwhile. */
+export const CLIENTS_EVERY_MS = 2000;
+
 export const kRemoteAddress = createContextKey<string>("unknown", { description: "remote address" });
 
 export function federationRoutes(hub: FederationHub): (router: ConnectRouter) => void {
@@ -79,10 +82,71 @@ export function federationRoutes(hub: FederationHub): (router: ConnectRouter) =>
         hub.leave(ctx, req);
         return count(LeaveRequestSchema, req, LeaveResponseSchema, create(LeaveResponseSchema, {}));
       },
-      // The live dashboard's stream (browser issue); until then it reports the run state once.
+      // A run's progress as a stream (the browser dashboard uses server-sent events, net/ui; this is
+      // the same for any gRPC or Connect client): the state, the client table, then every committed
+      // round as it comes and the client table every CLIENTS_EVERY_MS, until the run finishes.
       async *watchRun(_req, ctx) {
         hub.authenticate(ctx);
-        yield { event: { case: "state", value: hub.isFinished ? RunState.FINISHED : RunState.RUNNING } };
+        const clients = () => ({
+          event: {
+            case: "clients" as const,
+            value: {
+              clients: hub.clientTable().map((c) => ({
+                clientId: c.id,
+                online: c.online,
+                state: c.state,
+                lastSeenUnixMs: BigInt(c.lastSeenMs),
+                deviceKind: c.device.kind,
+                imagesPerSecond: c.imagesPerSecond,
+                round: c.round,
+              })),
+            },
+          },
+        });
+        const queue: (string | undefined)[] = [];
+        let wake: (() => void) | undefined;
+        const stop = hub.watchRounds((json) => {
+          queue.push(json);
+          wake?.();
+        });
+        const onAbort = () => wake?.();
+        ctx.signal.addEventListener("abort", onAbort);
+        try {
+          if (hub.isFinished) {
+            yield { event: { case: "state", value: RunState.FINISHED } };
+            yield clients();
+            return;
+          }
+          yield { event: { case: "state", value: RunState.RUNNING } };
+          yield clients();
+          while (!hub.isFinished && !ctx.signal.aborted) {
+            if (queue.length === 0) {
+              await new Promise<void>((resolve) => {
+                const t = setTimeout(resolve, CLIENTS_EVERY_MS);
+                wake = () => {
+                  clearTimeout(t);
+                  resolve();
+                };
+              });
+              wake = undefined;
+            }
+            if (queue.length === 0) {
+              yield clients();
+              continue;
+            }
+            const json = queue.shift();
+            if (json === undefined) break;
+            yield { event: { case: "roundRecordJson", value: json } };
+          }
+          if (!ctx.signal.aborted) {
+            for (const json of queue) if (json !== undefined) yield { event: { case: "roundRecordJson" as const, value: json } };
+            yield clients();
+            yield { event: { case: "state", value: RunState.FINISHED } };
+          }
+        } finally {
+          stop();
+          ctx.signal.removeEventListener("abort", onAbort);
+        }
       },
     });
 }

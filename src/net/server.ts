@@ -165,6 +165,7 @@ export async function runServer(o: ServerOptions): Promise<ServerResult> {
           // One transaction: the state after this round, its record, and the open round cleared.
           state.commitBoundary({ round: record.round, snapshot: encodeBoundary(strategy.snapshot(), cp), record: JSON.stringify(record) });
           records.push(record);
+          hub.publishRound(JSON.stringify(record));
           await writeAtomic(join(o.outDir, "metrics.jsonl"), records.map((r) => `${JSON.stringify(r)}\n`).join(""));
           o.onRound?.(record);
         },
