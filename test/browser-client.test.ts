@@ -12,13 +12,16 @@
  * Skipped only when Chromium or the web build is missing (the reason is in the skip message).
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import { type Browser, browserUnavailable, launchBrowser } from "./browser-harness.js";
-import { Harness, readRun } from "./deploy-harness.js";
+import { Harness, readRun, root } from "./deploy-harness.js";
+
+/** Where the screenshots go (not committed; .gitignore). */
+const ARTIFACTS = join(root, "test-artifacts");
 
 const unavailable = browserUnavailable();
 
@@ -99,6 +102,10 @@ describe("browser client", { skip: unavailable ?? false, timeout: 600_000 }, () 
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
     await page.goto(`http://127.0.0.1:${port}/join?token=${encodeURIComponent(tokens.tokens.get("mixed-web")!)}&partition=2`);
+    // Mid-run, for the docs: the page while it trains.
+    await waitForPage(page, "the page to train", (s) => s.tasks >= 1);
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, "join.png"), fullPage: true });
     const finished = await waitForPage(page, "the run to finish", (s) => s.state === "finished", 300_000);
     assert.equal(await server.exited, 0, `server failed:\n${server.lines.slice(-30).join("\n")}`);
     for (const [i, c] of nodes.entries()) assert.equal(await c.exited, 0, `node client ${i} failed:\n${c.output().slice(-2000)}`);

@@ -86,6 +86,7 @@ function onEvent(e: ClientEvent): void {
         log("backbone: from this browser's cache (nothing downloaded)");
       } else if (typeof e["bytes"] === "number") {
         page.backbone = "downloaded";
+        page.bytesDown += n("bytes");
         log(`backbone downloaded and verified (${fmtBytes(n("bytes"))} in ${n("seconds").toFixed(1)} s)`);
       } else {
         page.state = "downloading";
@@ -196,9 +197,17 @@ async function pickedImages(): Promise<{ file: File; label: string }[]> {
 }
 
 /** Maps class names to the run's labels: numeric names are the run's class ids when it names them. */
-function labelOf(names: readonly string[], w: WantedImages): Map<string, number> {
-  const sorted = [...new Set(names)].sort((a, b) => (/^\d+$/.test(a) && /^\d+$/.test(b) ? Number(a) - Number(b) : a.localeCompare(b)));
-  if (w.classes && sorted.every((n) => /^\d+$/.test(n) && w.classes!.includes(Number(n)))) return new Map(sorted.map((n) => [n, w.classes!.indexOf(Number(n))]));
+function labelOf(picked: readonly { file: File; label: string }[], w: WantedImages): Map<string, number> {
+  const sorted = [...new Set(picked.map((p) => p.label))].sort((a, b) => (/^\d+$/.test(a) && /^\d+$/.test(b) ? Number(a) - Number(b) : a.localeCompare(b)));
+  const isRunClass = (n: string): boolean => /^\d+$/.test(n) && w.classes!.includes(Number(n));
+  if (w.classes && sorted.every(isRunClass)) return new Map(sorted.map((n) => [n, w.classes!.indexOf(Number(n))]));
+  // Some names are the run's class ids and some are not: a mistake, not a naming of one's own
+  // (which maps in sorted order and would silently shift the correctly named classes).
+  const foreign = w.classes && sorted.some(isRunClass) ? sorted.filter((n) => !isRunClass(n)) : [];
+  if (foreign.length > 0) {
+    const first = picked.find((p) => p.label === foreign[0])!.file.name;
+    throw new Error(`label ${foreign.slice(0, 10).map((n) => JSON.stringify(n)).join(", ")} (${first}${foreign.length > 1 ? ", …" : ""}) ${foreign.length === 1 ? "is not a class" : "are not classes"} of this run; its class ids are ${w.classes!.join(", ")}`);
+  }
   if (w.classes && sorted.length !== w.classes.length) {
     throw new Error(`the run has ${w.classes.length} classes (ids ${w.classes.join(", ")}); the images have ${sorted.length} (${sorted.slice(0, 10).join(", ")}); name the class folders by the run's class ids`);
   }
@@ -207,7 +216,7 @@ function labelOf(names: readonly string[], w: WantedImages): Map<string, number>
 
 async function ownImages(w: WantedImages): Promise<OwnImages> {
   const picked = await pickedImages();
-  const map = labelOf(picked.map((p) => p.label), w);
+  const map = labelOf(picked, w);
   const size = w.channels * w.imageSize * w.imageSize;
   const images = new Float32Array(picked.length * size);
   const labels = new Int32Array(picked.length);
