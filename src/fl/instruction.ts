@@ -8,7 +8,8 @@
  * A message may also carry a new frozen base (the backbone weights SA-FedLoRA's initiating stage
  * produced) as tensors named `base:<parameter>`; a client stores it under `baseVersion` and later
  * messages refer to it by version only. Version 0 is the pre-trained backbone every client starts
- * with, so it never crosses the network.
+ * with, so it never crosses the network; a later version is version 0 with the carried tensors
+ * replaced, so a base that differs only in some tensors is sent as just those.
  */
 import { z } from "zod";
 import { argError } from "../errors.js";

@@ -4,11 +4,12 @@
  * (the default learning rate included), how an adapter is built from a spec, what a federated round
  * carries for it (which trained tensors travel dense, which travel packed), its per-step training
  * hooks (the SVD form's importance tracking and frozen masked entries), its centralized rank
- * schedule, and the parameter count of a saved adapter. Generic code — the trainer, the federated
+ * schedule, where federated training's defaults differ from centralized ones, and the parameter
+ * count of a saved adapter. Generic code — the trainer, the federated
  * client, the run config, `safl finetune` — asks the entry and never branches on the kind, so a new
  * adapter kind is a folder under peft/ plus one line in the registry.
  */
-import type { z } from "zod";
+import { z } from "zod";
 import { argError } from "../errors.js";
 import type { ParamStore } from "../nn/params.js";
 import type { ModuleScores } from "./adalora/importance.js";
@@ -70,6 +71,13 @@ export interface AdapterKindEntry<K extends string = string, Spec = unknown> {
   activeRanks?(adapter: Adapter, store: ParamStore): Record<string, number>;
   /** Config fields `safl finetune` sets unless the user does (where its centralized default differs from the schema's). */
   readonly finetuneDefaults?: Readonly<Record<string, unknown>>;
+  /**
+   * Where federated training's defaults differ from the schema's (which are the centralized ones,
+   * PEFT's for the SVD form): fields the federated strategies default to, and the head's rate in
+   * this kind's federated adapter rounds when the run config sets no `training.lr.head` (absent:
+   * the head learns at the kind's rate).
+   */
+  readonly federated?: { readonly defaults?: Readonly<Record<string, unknown>>; readonly headLr?: number };
   /** Its layout in a HuggingFace PEFT adapter directory (kinds may share one, told apart by `safl.kind`). */
   readonly peft: PeftFormat;
   /** Parameters a saved adapter holds (the head excluded). */
@@ -87,3 +95,20 @@ export const densePayload: AdapterPayload = {
 
 /** r·(in + out) per module: the factor entries of a fixed-rank adapter. */
 export const factorParamCount = (adapter: Adapter): number => adapter.modules().reduce((n, m) => n + m.rank * (m.inFeatures + m.outFeatures), 0);
+
+/**
+ * `schema` with the defaults of some fields replaced (an optional field gets one); validation,
+ * strictness, refinements and field order stay as they are. Unknown field names are a programming
+ * error.
+ */
+export function withFieldDefaults<S extends z.ZodObject>(schema: S, defaults: Readonly<Record<string, unknown>>): S {
+  const shape = schema.shape as Record<string, z.ZodType>;
+  const replaced: Record<string, z.ZodType> = {};
+  for (const [field, value] of Object.entries(defaults)) {
+    let inner = shape[field];
+    if (!inner) throw new Error(`withFieldDefaults: the schema has no field "${field}"`);
+    while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
+    replaced[field] = inner.default(value as never);
+  }
+  return Object.keys(replaced).length === 0 ? schema : (schema.safeExtend(replaced) as unknown as S);
+}

@@ -13,7 +13,7 @@ import { parseWith } from "../validate.js";
 import { adaloraKind } from "./adalora/kind.js";
 import type { Adapter, AdapterKind } from "./adapter.js";
 import { ffaLoraKind } from "./ffa-lora/kind.js";
-import type { AdapterKindEntry } from "./kind.js";
+import { type AdapterKindEntry, withFieldDefaults } from "./kind.js";
 import type { PeftFormat } from "./peft-format.js";
 import { loraKind } from "./lora/kind.js";
 
@@ -56,6 +56,22 @@ export function parseAdapterSpec(raw: unknown, what = "adapter config"): Adapter
 /** A spec from an already validated config object of `kind` (defaults that depend on other fields filled in). */
 export function resolveAdapterSpec(kind: AdapterKind, parsed: object): AdapterSpec {
   return { kind, ...(adapterKind(kind).resolve(parsed as never) as object) } as AdapterSpec;
+}
+
+/**
+ * The adapter config schema a federated strategy uses for `kind`: the kind's own schema (passed in,
+ * so the caller keeps its static type) with the kind's federated defaults in place of the
+ * centralized ones. A kind without federated defaults gets its schema back unchanged.
+ */
+export function federatedAdapterSchema<S extends z.ZodObject>(kind: AdapterKind, schema: S): S {
+  const entry = adapterKind(kind);
+  if ((entry.schema as z.ZodObject) !== schema) throw new Error(`federatedAdapterSchema: that is not the ${kind} kind's schema`);
+  return withFieldDefaults(schema, entry.federated?.defaults ?? {});
+}
+
+/** The head's rate in federated rounds of `kind` when the run config sets none (undefined: the kind's own rate). */
+export function federatedHeadLr(kind: AdapterKind): number | undefined {
+  return adapterKind(kind).federated?.headLr;
 }
 
 /** The PEFT format of a kind. */

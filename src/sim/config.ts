@@ -32,11 +32,12 @@ const lrSchema = z
     full: z.number().positive().default(0.0005),
     ...(Object.fromEntries(ADAPTER_KIND_ENTRIES.map((e) => [e.kind, z.number().positive().default(e.defaultLr)])) as Record<AdapterKind, z.ZodDefault<z.ZodNumber>>),
     /**
-     * The head's rate in rounds that train an adapter; absent, the head learns at the adapter kind's
-     * rate. The head is new for the target task, so the adapter's rate is not necessarily right for
-     * it: the SVD form's 0.01 trains it at 3.3x LoRA's 0.003 (docs/algorithm.md, "The SVD form in
-     * federated training"). Full-model rounds train the head with every other weight at `full`.
-     * Optional without a default, so configs without it resolve as before (study cells keep their keys).
+     * The head's rate in rounds that train an adapter; absent, the adapter kind's federated head
+     * rate (peft/registry `federatedHeadLr`: 0.003 for the SVD form), else the kind's own rate. The
+     * head is new for the target task, so the adapter's rate is not necessarily right for it: at the
+     * SVD form's 0.01 it trained 3.3x faster than FedLoRA's at 0.003 (docs/algorithm.md, "The SVD
+     * form in federated training"). Full-model rounds train the head with every other weight at
+     * `full`. Optional without a default (the kind decides), so configs without it keep their keys.
      */
     head: z.number().positive().optional(),
   })

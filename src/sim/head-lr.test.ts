@@ -1,7 +1,8 @@
 /**
  * `training.lr.head`, the classification head's own learning rate in adapter rounds: how the run
- * config resolves it (absent: no key anywhere, so instructions are byte-for-byte as before; set: on
- * adapter rounds only; bad values named by path), and what a federated round does with it on a tiny
+ * config resolves it (absent: the adapter kind's federated head rate — 0.003 for the SVD form, none
+ * for LoRA and FFA-LoRA, whose instructions stay byte-for-byte as before; set: on every adapter
+ * kind's rounds, never on full-model rounds; bad values named by path), and what a federated round does with it on a tiny
  * ViT — after one AdamW step from fresh moments every head entry has moved by the head's rate, the
  * head equals that of a run at the head's rate and the adapter that of a run at the adapter's rate,
  * and a head rate equal to the adapter's changes nothing.
@@ -51,17 +52,19 @@ async function oneStep(strategyRaw: unknown, lr: number, headLr?: number): Promi
 const same = (a: ParamStore, b: ParamStore, names: readonly string[]) => names.every((n) => a.get(n).every((v, i) => v === b.get(n)[i]));
 
 describe("training.lr.head", () => {
-  test("absent: no head rate anywhere (instructions unchanged); set: adapter rounds only; a bad value is named by path", () => {
+  test("absent: the kind's federated head rate (SVD form 0.003, LoRA none: instructions unchanged); set: every adapter kind, never full rounds; a bad value is named by path", () => {
     const plain = localTraining(parseRunConfig({}));
-    assert.equal("headLr" in plain.adapter("adalora"), false);
+    assert.equal(plain.adapter("adalora").headLr, 0.003, "the SVD form's head learns at LoRA's rate by default");
+    assert.equal(plain.adapter("adalora").lr, 0.01, "its factors keep the kind's rate");
+    for (const kind of ["lora", "ffa-lora"] as const) assert.equal("headLr" in plain.adapter(kind), false, `${kind}: the head at the kind's own rate, no key`);
     assert.equal("headLr" in plain.full, false);
     const instr = { task: "train", mode: "lora", adapterSpec: undefined, ...plain.adapter("lora"), mu: 0, seed: 1, initSeed: 2, baseVersion: 0 } as const;
     assert.equal("headLr" in instructionConfig(instr), false);
 
-    const withHead = localTraining(parseRunConfig({ training: { lr: { head: 0.003 } } }));
-    assert.equal(withHead.adapter("adalora").headLr, 0.003);
+    const withHead = localTraining(parseRunConfig({ training: { lr: { head: 0.001 } } }));
+    assert.equal(withHead.adapter("adalora").headLr, 0.001, "the config's rate wins over the kind's");
     assert.equal(withHead.adapter("adalora").lr, 0.01);
-    assert.equal(withHead.adapter("lora").headLr, 0.003);
+    assert.equal(withHead.adapter("lora").headLr, 0.001);
     assert.equal("headLr" in withHead.full, false, "full-model rounds train the head with every other weight at lr.full");
 
     assert.throws(() => parseRunConfig({ training: { lr: { head: 0 } } }), /- training\.lr\.head: Too small: expected number to be >0 \(got 0\)/);

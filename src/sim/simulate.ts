@@ -22,6 +22,7 @@ import { Evaluator, type LabeledBatch } from "../nn/evaluate.js";
 import { ParamStore } from "../nn/params.js";
 import { buildVit } from "../nn/vit.js";
 import { isHeadParam } from "../peft/model.js";
+import { federatedHeadLr } from "../peft/registry.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { Rng } from "../util/rng.js";
 import type { RunConfig } from "./config.js";
@@ -118,9 +119,15 @@ function splitLocalTest(clientId: string, indices: readonly number[], fraction: 
 export function localTraining(cfg: RunConfig): StrategyContext["training"] {
   const t = cfg.training;
   const of = (lr: number): LocalTraining => ({ optimizer: t.optimizer, lr, weightDecay: t.weightDecay, localEpochs: t.localEpochs, localSteps: t.localSteps, batch: t.batch });
-  // The head's own rate applies to adapter rounds only; absent, the key stays out so instructions (and their bytes) are as before.
-  const head = t.lr.head;
-  return { full: of(t.lr.full), adapter: (kind) => ({ ...of(t.lr[kind]), ...(head === undefined ? {} : { headLr: head }) }) };
+  // The head's own rate applies to adapter rounds only: the config's, else the kind's federated one (the SVD
+  // form's 0.003); with neither, the key stays out so instructions (and their bytes) are as before.
+  return {
+    full: of(t.lr.full),
+    adapter: (kind) => {
+      const head = t.lr.head ?? federatedHeadLr(kind);
+      return { ...of(t.lr[kind]), ...(head === undefined ? {} : { headLr: head }) };
+    },
+  };
 }
 
 /** The sequential in-memory grid of a prepared simulation (also what each pool worker runs). */

@@ -1,7 +1,8 @@
 /**
  * The federated core end to end on a tiny ViT and synthetic data (no dataset download): FedAvg with
  * one client and one SGD step against a centralized step, FedProx with μ = 0 against FedAvg,
- * SA-FedLoRA's per-round budgets and parameter counts against independent formulas, and malformed
+ * SA-FedLoRA's per-round budgets and parameter counts against independent formulas (under both
+ * handoffs, the base download counted only for new-base), snapshot/resume, and malformed
  * replies dropped while the round completes with the rest.
  */
 import assert from "node:assert/strict";
@@ -110,12 +111,12 @@ describe("federated core on a tiny ViT", () => {
     assert.ok(maxAbsDiff(avg, prox1, names) > 1e-6);
   });
 
-  test("SA-FedLoRA: the budget follows the schedule, parameter counts equal the sum over active triplets, FedAvg's reference is exact", async () => {
+  for (const handoff of ["delta-svd", "new-base"] as const) test(`SA-FedLoRA (handoff ${handoff}): the budget follows the schedule, parameter counts equal the sum over active triplets, FedAvg's reference is exact`, async () => {
     const data = syntheticData(40, 3);
     const K = 4;
     const perRound = 3;
     const rounds = 8;
-    const s = strategy({ name: "sa-fedlora", initiating: { rounds: 2, mu: 0.1 }, adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, rounds, adamw(0.01));
+    const s = strategy({ name: "sa-fedlora", initiating: { rounds: 2, mu: 0.1, handoff }, adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, rounds, adamw(0.01));
     const records = await runRounds(s, makeGrid(data, K), driverOpts(rounds, perRound, adamw(0.01)));
     // Independent dimensions: 4 square attention projections, intermediate (8→12) and output (12→8).
     const dims: Record<string, [number, number]> = {
@@ -165,8 +166,9 @@ describe("federated core on a tiny ViT", () => {
         adapterPart += k * (out + inF + 1);
       }
       assert.equal(r.up.params, perRound * adapterPart, `round ${r.round} up`);
-      // New base (the initiating stage's result) goes once to each client on its first annealing round.
-      const newcomers = sampled.filter((c) => !seen.has(c));
+      // new-base: the initiating stage's result goes once to each client on its first annealing round;
+      // delta-svd: clients keep the pre-trained base, and nothing but the adapter and head is sent.
+      const newcomers = handoff === "new-base" ? sampled.filter((c) => !seen.has(c)) : [];
       for (const c of newcomers) seen.add(c);
       baseDownloads += newcomers.length;
       assert.equal(r.down.params, perRound * adapterPart + newcomers.length * backbone, `round ${r.round} down`);
@@ -176,6 +178,7 @@ describe("federated core on a tiny ViT", () => {
     assert.deepEqual(records[6]!.ranks, records[7]!.ranks);
     const detail = s.summary() as { secondStage: { baseDownloads: number } };
     assert.equal(detail.secondStage.baseDownloads, baseDownloads);
+    if (handoff === "new-base") assert.ok(baseDownloads > 0);
     const last = records[records.length - 1]!;
     assert.ok(last.cumulativeDown.params + last.cumulativeUp.params < last.fedavgCumulative.params);
   });
@@ -280,21 +283,25 @@ describe("data.trainLimit", () => {
 
 describe("resume from a strategy snapshot and a driver checkpoint", () => {
   const strip = (r: RoundRecord) => JSON.stringify({ ...r, seconds: 0, timing: undefined });
-  const cases: [string, unknown, number][] = [
+  // [name, strategy, rounds, stop after these rounds (default: 1 and rounds − 2)]
+  const cases: [string, unknown, number, number[]?][] = [
     ["fedavg", { name: "fedavg" }, 5],
     ["fedlora", { name: "fedlora", adapter: { rank: 2 } }, 5],
     ["ffa-lora", { name: "ffa-lora", adapter: { rank: 2 } }, 5],
     ["fedadalora", { name: "fedadalora", adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, 6],
-    ["sa-fedlora", { name: "sa-fedlora", initiating: { rounds: 2 }, adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, 7],
+    ["sa-fedlora new-base", { name: "sa-fedlora", initiating: { rounds: 2, handoff: "new-base" }, adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, 7],
+    // The default handoff, delta-svd. Round 2 is the handoff: its annealing stage is built eagerly then, so the snapshot holds it already.
+    ["sa-fedlora", { name: "sa-fedlora", initiating: { rounds: 2 }, adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, 7, [1, 2, 5]],
+    ["sa-fedlora delta-svd, nonTarget send", { name: "sa-fedlora", initiating: { rounds: 2, handoff: "delta-svd", nonTarget: "send" }, adapter: { initRank: 3, targetRank: 1 }, heatRounds: 1, coolRounds: 2 }, 7, [2, 4]],
   ];
-  for (const [name, raw, rounds] of cases) {
+  for (const [name, raw, rounds, stops] of cases) {
     test(`${name}: stopping after each round k and continuing in a fresh strategy gives the uninterrupted run`, async () => {
       const data = syntheticData(48, 11);
       const training = adamw(0.01);
       const opts = { ...driverOpts(rounds, 3, training) };
       const whole = strategy(raw, rounds, training);
       const ref = await runRounds(whole, makeGrid(data, 6), opts);
-      for (const k of [1, rounds - 2]) {
+      for (const k of stops ?? [1, rounds - 2]) {
         // The clients (and the bases they stored) outlive the server, as on a real network.
         const grid = makeGrid(data, 6);
         const before = strategy(raw, rounds, training);

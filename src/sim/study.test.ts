@@ -77,8 +77,8 @@ describe("study plan", () => {
           partition: "d",
           seeds: [0],
           variants: [
-            { id: "default", label: "2", config: {} },
-            { id: "one", label: "1", config: { strategy: { initiating: { rounds: 1 } } } },
+            { id: "default", label: "1", config: {} },
+            { id: "two", label: "2", config: { strategy: { initiating: { rounds: 2 } } } },
           ],
         },
       ],
@@ -90,9 +90,9 @@ describe("study plan", () => {
     assert.equal(sa.config.clients.partition, "dirichlet:0.5");
     assert.equal(sa.config.rounds, 10);
     assert.deepEqual(sa.sweeps, [{ sweep: "init", variant: "default", seed: 0 }]);
-    const one = cells.find((c) => c.id === "sweep-init-one.d.s0")!;
-    assert.equal(one.matrix, undefined);
-    assert.ok(one.config.strategy.name === "sa-fedlora" && one.config.strategy.initiating.rounds === 1);
+    const two = cells.find((c) => c.id === "sweep-init-two.d.s0")!;
+    assert.equal(two.matrix, undefined);
+    assert.ok(two.config.strategy.name === "sa-fedlora" && two.config.strategy.initiating.rounds === 2);
     assert.equal(cells.find((c) => c.id === "fedavg.iid.s1")!.config.seed, 1);
   });
 
@@ -194,8 +194,8 @@ describe("study report", () => {
           method: "sa",
           partition: "d",
           variants: [
-            { id: "default", label: "2", config: {} },
-            { id: "one", label: "1", config: { strategy: { initiating: { rounds: 1 } } } },
+            { id: "default", label: "1", config: {} },
+            { id: "two", label: "2", config: { strategy: { initiating: { rounds: 2 } } } },
           ],
         },
       ],
@@ -224,8 +224,8 @@ describe("study report", () => {
     assert.ok(markdown.includes(`| ${(first(0.8) + first(0.9)) / 2} |`) || markdown.includes(`| ${((first(0.8) + first(0.9)) / 2).toFixed(1)} |`));
     // Sweep: the default variant is the matrix cell, the other its own cells.
     assert.ok(markdown.includes("sa.d.s0, sa.d.s1"));
-    assert.ok(markdown.includes("sweep-init-one.d.s0, sweep-init-one.d.s1"));
-    assert.ok(markdown.includes("| 1 | `{\"strategy\":{\"initiating\":{\"rounds\":1}}}` | 50.00 ± 0.00 | -35.00 |"));
+    assert.ok(markdown.includes("sweep-init-two.d.s0, sweep-init-two.d.s1"));
+    assert.ok(markdown.includes("| 2 | `{\"strategy\":{\"initiating\":{\"rounds\":2}}}` | 50.00 ± 0.00 | -35.00 |"));
     // Traffic by stage: the synthetic flagship sends 5% of FedAvg, all in plain training rounds.
     assert.ok(markdown.includes("| iid | – | – | – | – | 5.00% | 0.00% | – |"), markdown);
     for (const f of ["accuracy-vs-round-iid.svg", "accuracy-vs-traffic-d.svg", "sweep-init.svg"]) assert.ok(plots.has(f), f);

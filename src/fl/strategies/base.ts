@@ -2,7 +2,9 @@
  * @module fl/strategies/base
  * The frozen backbone an adapter strategy trains on, and which clients already hold it. Version 0
  * is the pre-trained backbone every client starts with; a later version (SA-FedLoRA's initiating
- * stage result) is sent in full to each client the first time it takes part, and the bytes count.
+ * stage result) is sent to each client the first time it takes part, and the bytes count. A later
+ * version may be sent in part: a client builds it from the pre-trained backbone with the sent
+ * tensors replaced (SA-FedLoRA's delta-svd handoff sends only the non-target parameters that way).
  */
 import { argError } from "../../errors.js";
 import type { ParamStore } from "../../nn/params.js";
@@ -19,11 +21,17 @@ export class FrozenBase {
   /**
    * @param version 0 for the pre-trained backbone, ≥ 1 for a base the run produced
    * @param store backbone weights (head entries, if present, are ignored)
+   * @param sent the backbone names a client without this version is sent (default: all of them);
+   *   every other name must hold the pre-trained value, which the client already has
    */
   constructor(
     readonly version: number,
     readonly store: ParamStore,
-  ) {}
+    private readonly sent?: readonly string[],
+  ) {
+    if (sent && version === 0) throw new Error("FrozenBase: version 0 is never sent");
+    for (const n of sent ?? []) if (!store.has(n) || isHeadParam(n)) throw new Error(`FrozenBase: "${n}" is not a backbone parameter of the base`);
+  }
 
   /** Backbone parameter names (everything but the head). */
   get names(): string[] {
@@ -34,7 +42,7 @@ export class FrozenBase {
   tensorsFor(clientId: string): WireTensor[] {
     if (this.version === 0 || this.holders.has(clientId)) return [];
     this.downloads++;
-    return this.names.map((n) => ({ name: baseTensorName(n), shape: this.store.shape(n), data: this.store.get(n) }));
+    return (this.sent ?? this.names).map((n) => ({ name: baseTensorName(n), shape: this.store.shape(n), data: this.store.get(n) }));
   }
 
   /** Records that `clientId` has the base (after a reply proved it trained on it). */

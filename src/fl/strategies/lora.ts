@@ -10,7 +10,7 @@ import type { ParamStore } from "../../nn/params.js";
 import { mergeAdapter } from "../../peft/merge.js";
 import { isHeadParam } from "../../peft/model.js";
 import { loraConfigSchema } from "../../peft/lora/config.js";
-import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
+import { type AdapterSpec, federatedAdapterSchema, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
@@ -108,7 +108,7 @@ function loraFamily<N extends string>(name: N, kind: "lora" | "ffa-lora", summar
   return defineStrategy({
     name,
     summary,
-    schema: z.object({ name: z.literal(name), adapter: loraConfigSchema.prefault({}) }).strict(),
+    schema: z.object({ name: z.literal(name), adapter: federatedAdapterSchema(kind, loraConfigSchema).prefault({}) }).strict(),
     create(spec, { config, initial, training, seed, serverOptimizer }) {
       const adapter = resolveAdapterSpec(kind, spec.adapter) as AdapterSpec & { kind: "lora" | "ffa-lora" };
       return new LoraStrategy({ name, config, spec: adapter, base: new FrozenBase(0, initial), head: headOf(initial), training: training.adapter(kind), seed, initSeed: seed + 1, serverOptimizer });

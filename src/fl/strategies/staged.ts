@@ -3,6 +3,11 @@
  * Two strategies run one after the other: the first for its rounds, then the second, built from the
  * first's final global model. SA-FedLoRA is a FedProx initiating stage followed by the annealing
  * stage on the resulting weights as the new frozen base — composed, not inherited.
+ *
+ * When the second stage does not start from the first's model as it is (SA-FedLoRA's delta-svd
+ * handoff keeps the pre-trained base and a truncated adapter), it is built eagerly, right after the
+ * first stage's last aggregation: the evaluations of that round (server and client side) then measure
+ * the model the second stage starts from, so the records show what the handoff costs.
  */
 import type { ParamStore } from "../../nn/params.js";
 import type { RoundFailure } from "../records.js";
@@ -18,6 +23,8 @@ export class StagedStrategy implements Strategy {
     /** Rounds 1..firstRounds belong to the first strategy. */
     private readonly firstRounds: number,
     private readonly makeSecond: (firstGlobal: ParamStore) => Strategy,
+    /** Build the second stage right after round `firstRounds` is aggregated (default: when round firstRounds + 1 starts). */
+    private readonly eager = false,
   ) {}
 
   private at(round: number): Strategy {
@@ -32,9 +39,12 @@ export class StagedStrategy implements Strategy {
 
   aggregateTrain(round: number, replies: readonly AcceptedReply[]): void {
     this.at(round).aggregateTrain(round, replies);
+    if (this.eager && round === this.firstRounds) this.second ??= this.makeSecond(this.first.globalModel());
   }
 
   configureEvaluate(round: number, clients: readonly string[]): readonly WireMessage[] {
+    // An eager second stage already holds the model of the handoff round.
+    if (round === this.firstRounds && this.second) return this.second.configureEvaluate(round, clients);
     return this.at(round).configureEvaluate(round, clients);
   }
 

@@ -12,7 +12,8 @@
  * cooling the mask is frozen. Only active triplets, the head and the scores cross the network.
  *
  * Optionally the first `initiatingRounds` rounds train every triplet with a proximal term (the
- * "LoRA-only initiating stage" reading of the paper).
+ * "LoRA-only initiating stage" reading of the paper). Optionally (`startFrom`) the adapter starts
+ * from the truncated SVD of a known weight change rather than λ = 0 (SA-FedLoRA's delta-svd handoff).
  *
  * With a server optimizer (fl/server-optimizer) the head and the full-size P, λ, Q tensors take its
  * step from their values before the round; entries of masked triplets are left exactly as they
@@ -25,12 +26,13 @@ import type { ParamStore } from "../../nn/params.js";
 import { allocate } from "../../peft/adalora/allocator.js";
 import type { ModuleScores } from "../../peft/adalora/importance.js";
 import { svdE, svdP, svdQ, type SvdAdapter, writeMask } from "../../peft/adalora/layer.js";
+import { svdStartFromDelta } from "../../peft/adalora/from-delta.js";
 import { activeCount, type PackedModule, packModule, unpackModule } from "../../peft/adalora/pack.js";
 import { budgetSchedule, type SchedulePhase } from "../../peft/adalora/schedule.js";
 import { mergeAdapter } from "../../peft/merge.js";
 import { isHeadParam } from "../../peft/model.js";
 import { adaloraConfigSchema } from "../../peft/adalora/config.js";
-import { type AdapterSpec, resolveAdapterSpec } from "../../peft/registry.js";
+import { type AdapterSpec, federatedAdapterSchema, resolveAdapterSpec } from "../../peft/registry.js";
 import { aggregateReplies, type ReplyExpectation, weightedMean } from "../aggregate.js";
 import type { Instruction } from "../instruction.js";
 import { buildRoundModel, initAdapterValues, type RoundModel } from "../model-state.js";
@@ -75,6 +77,20 @@ export interface SvdStrategyOptions {
   readonly aggregation: "factors" | "product";
   /** A server optimizer on every round's aggregate (head and active triplets); absent: plain averaging. */
   readonly serverOptimizer?: ServerOptimizerSpec | undefined;
+  /**
+   * Start every adapted module from the truncated SVD of its weight change `after − before` (at the
+   * adapter's rank, so that ΔW is the best rank-r₀ approximation of the change) instead of λ = 0:
+   * SA-FedLoRA's "delta-svd" handoff. Absent: the seeded initial values.
+   */
+  readonly startFrom?: { readonly before: ParamStore; readonly after: ParamStore } | undefined;
+}
+
+/** What a start from a weight change kept: the share of each module's change energy in the adapter. */
+export interface DeltaStartSummary {
+  readonly rank: number;
+  readonly meanEnergyKept: number;
+  readonly minEnergyKept: number;
+  readonly minEnergyModule: string;
 }
 
 export class SvdStrategy implements Strategy {
@@ -90,6 +106,7 @@ export class SvdStrategy implements Strategy {
   private masks: Map<string, Uint8Array>;
   private frozenMask = false;
   private readonly optimizer: ServerOptimizer | undefined;
+  private readonly deltaStart: DeltaStartSummary | undefined;
 
   constructor(private readonly opts: SvdStrategyOptions) {
     this.name = opts.name;
@@ -99,6 +116,7 @@ export class SvdStrategy implements Strategy {
     this.values = opts.head.clone();
     this.headNames = this.values.names().filter(isHeadParam);
     initAdapterValues(this.rm, this.values, opts.initSeed);
+    this.deltaStart = opts.startFrom ? this.startFromDelta(opts.startFrom.before, opts.startFrom.after) : undefined;
     const modules = this.adapter.modules();
     this.b0 = opts.spec.initRank * modules.length;
     this.bT = opts.spec.targetRank * modules.length;
@@ -109,6 +127,33 @@ export class SvdStrategy implements Strategy {
     this.schedule = opts.fixedRank
       ? undefined
       : budgetSchedule({ initialBudget: this.b0, targetBudget: this.bT, rounds: annealRounds, heatRounds: opts.heatRounds, coolRounds: opts.coolRounds });
+  }
+
+  /**
+   * Writes each module's start from the truncated SVD of `after − before` on its weight (computed in
+   * float64) over the seeded initial values, and returns what the truncation kept.
+   */
+  private startFromDelta(before: ParamStore, after: ParamStore): DeltaStartSummary {
+    const scale = this.adapter.scale;
+    let sum = 0;
+    let min = { module: "", energy: Number.POSITIVE_INFINITY };
+    const modules = this.adapter.modules();
+    for (const m of modules) {
+      const w0 = before.get(`${m.name}.weight`);
+      const w1 = after.get(`${m.name}.weight`);
+      const delta = Float64Array.from(w1, (v, i) => v - w0[i]!);
+      const pName = svdP(m.name);
+      const eName = svdE(m.name);
+      const qName = svdQ(m.name);
+      const start = svdStartFromDelta(delta, m.outFeatures, m.inFeatures, m.rank, scale, { p: this.values.get(pName), q: this.values.get(qName) });
+      this.values.set(pName, this.values.shape(pName), start.p);
+      this.values.set(eName, this.values.shape(eName), start.e);
+      this.values.set(qName, this.values.shape(qName), start.q);
+      sum += start.energyKept;
+      if (start.energyKept < min.energy) min = { module: m.name, energy: start.energyKept };
+    }
+    const rank = modules[0]?.rank ?? 0;
+    return { rank, meanEnergyKept: modules.length > 0 ? sum / modules.length : 1, minEnergyKept: modules.length > 0 ? min.energy : 1, minEnergyModule: min.module };
   }
 
   /** The round's stage, phase and budget; `t` is 1-based within this strategy. */
@@ -272,6 +317,7 @@ export class SvdStrategy implements Strategy {
       scoreSmoothing: this.opts.scoreSmoothing,
       selection: this.opts.selection,
       aggregation: this.opts.aggregation,
+      ...(this.deltaStart ? { deltaStart: this.deltaStart } : {}),
       ...optimizerSummary(this.optimizer),
     };
   }
@@ -398,7 +444,8 @@ export const fedadaloraStrategy = defineStrategy({
   schema: z
     .object({
       name: z.literal("fedadalora"),
-      adapter: adaloraConfigSchema.prefault({}),
+      // The SVD form's federated defaults (peft/adalora/kind), PEFT's ranks.
+      adapter: federatedAdapterSchema("adalora", adaloraConfigSchema).prefault({}),
       heatRounds: annealingFields.heatRounds.default(2),
       coolRounds: annealingFields.coolRounds.default(4),
       scoreSmoothing: annealingFields.scoreSmoothing,
