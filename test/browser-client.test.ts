@@ -134,7 +134,7 @@ describe("browser client", { skip: unavailable ?? false, timeout: 600_000 }, () 
       ...base,
       rounds,
       training: { localSteps: 20, batch: 8 },
-      strategy: { name: "sa-fedlora", initiating: { rounds: 1 }, adapter: { initRank: 2, targetRank: 1 }, heatRounds: 1, coolRounds: 1 },
+      strategy: { name: "sa-fedlora", initiating: { rounds: 1, handoff: "new-base" }, adapter: { initRank: 2, targetRank: 1 }, heatRounds: 1, coolRounds: 1 },
       deployment: { heartbeatSeconds: 2, roundTimeoutSeconds: 20, minReplyFraction: 0.5 },
     };
     const cfgPath = await h.writeConfig("closed.json", cfg);
@@ -146,7 +146,8 @@ describe("browser client", { skip: unavailable ?? false, timeout: 600_000 }, () 
     const link = `http://127.0.0.1:${port}/join?token=${encodeURIComponent(tokens.tokens.get("closed-web")!)}&partition=2`;
     const first = await browser.context.newPage();
     await first.goto(link);
-    // Round 3 comes after the initiating round and the first annealing round (which carries any new base).
+    // The new-base handoff sends base version 1 in round 2, which the page keeps in its cache; round 3
+    // comes after that.
     // Checked inside the page between two training steps, so the tab closes before its reply is sent.
     await first.waitForFunction(
       () => {
@@ -164,6 +165,8 @@ describe("browser client", { skip: unavailable ?? false, timeout: 600_000 }, () 
     const rejoined = await waitForPage(reopened, "the reopened page to join", (s) => s.backbone !== "");
     assert.equal(rejoined.backbone, "cached", "the reopened page took the backbone from its cache");
     const done = await waitForPage(reopened, "the run to finish", (s) => s.state === "finished", 300_000);
+    const bases = await reopened.evaluate(() => (globalThis as unknown as { saflJoin: { events: { event: string; versions?: number[] }[] } }).saflJoin.events.filter((e) => e.event === "bases"));
+    assert.deepEqual(bases.map((e) => e.versions), [[1]], "the reopened page read base version 1 back from its cache");
     assert.equal(await server.exited, 0, `server failed:\n${server.lines.slice(-30).join("\n")}`);
     for (const [i, c] of nodes.entries()) assert.equal(await c.exited, 0, `node client ${i} failed:\n${c.output().slice(-2000)}`);
     assert.ok(done.tasks >= 1, "the reopened page answered tasks");

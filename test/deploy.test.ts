@@ -114,7 +114,7 @@ describe("client crash and dropouts", { timeout: 600_000 }, () => {
       ...base,
       rounds: 5,
       clients: { count: 4, perRound: 4, partition: "iid" },
-      strategy: { name: "sa-fedlora", initiating: { rounds: 1 }, adapter: { initRank: 2, targetRank: 1 }, heatRounds: 1, coolRounds: 1 },
+      strategy: { name: "sa-fedlora", initiating: { rounds: 1, handoff: "new-base" }, adapter: { initRank: 2, targetRank: 1 }, heatRounds: 1, coolRounds: 1 },
       deployment: { heartbeatSeconds: 2, roundTimeoutSeconds: 8, minReplyFraction: 0.5 },
     };
     const cfgPath = await h.writeConfig("dropout.json", cfg);

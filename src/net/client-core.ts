@@ -107,6 +107,8 @@ export interface ClientObjectStore {
 /** The frozen bases of one run; a stored base is written in the background until `flush()`. */
 export interface ClientBaseStore extends ClientStorage {
   flush(): Promise<void>;
+  /** The versions held besides the backbone, when the store can tell (reported once at Join). */
+  versions?(): number[];
 }
 
 /** What a client trains and evaluates on in one run. */
@@ -668,6 +670,8 @@ class IdentityLoop {
   private async context(setup: Setup, res: JoinResponse): Promise<ClientContext> {
     const storage = await this.shared.storage(res.runId, setup);
     this.storage = storage;
+    const held = storage.versions?.() ?? [];
+    if (held.length > 0) this.shared.emit({ event: "bases", clientId: this.clientId, versions: held }, `${this.who}: holds base version${held.length === 1 ? "" : "s"} ${held.join(", ")} of run ${res.runId} from an earlier session`);
     const { train, test } = setup.data;
     const onStep = (step: number, steps: number, loss: number): Promise<void> | undefined => {
       this.shared.emit({ event: "step", clientId: this.clientId, round: this.status.round, step, steps, loss, batch: this.batch }, `step ${step}/${steps}: loss ${loss}`);

@@ -119,6 +119,9 @@ function onEvent(e: ClientEvent): void {
       page.state = "finished";
       log("the run is finished");
       break;
+    case "bases":
+      log(`holds base version(s) ${String(e["versions"])} of this run from an earlier visit (not downloaded again)`);
+      break;
     case "warning":
       log(`warning: ${String(e["message"])}`);
       break;
