@@ -87,7 +87,7 @@ describe("browser client", { skip: unavailable ?? false, timeout: 600_000 }, () 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test("2 Node clients and 1 browser tab: the run completes and the browser's replies are aggregated", async () => {
+  test("2 Node clients and 1 browser tab: the run completes and the browser's replies are aggregated", async (t) => {
     const rounds = 3;
     const cfg = { ...base, rounds, strategy: { name: "fedlora", adapter: { rank: 2 } }, deployment: { heartbeatSeconds: 2, roundTimeoutSeconds: 120 } };
     const cfgPath = await h.writeConfig("mixed.json", cfg);
@@ -117,6 +117,8 @@ describe("browser client", { skip: unavailable ?? false, timeout: 600_000 }, () 
     const sim = await readRun(simOut);
     assert.equal(dep.records.length, rounds);
     for (const r of dep.records) assert.ok(accepted(r).includes("client-0002"), `round ${String(r["round"])} aggregated ${JSON.stringify(accepted(r))}`);
+    let maxDa = 0;
+    let maxDl = 0;
     for (const [i, r] of dep.records.entries()) {
       const s = sim.records[i]!;
       assert.deepEqual(accepted(r), accepted(s));
@@ -124,7 +126,10 @@ describe("browser client", { skip: unavailable ?? false, timeout: 600_000 }, () 
       assert.ok(da <= 0.005, `round ${i + 1}: test accuracy ${String(r["testAccuracy"])} against the simulation's ${String(s["testAccuracy"])}`);
       const dl = Math.abs((r["testLoss"] as number) / (s["testLoss"] as number) - 1);
       assert.ok(dl <= 1e-3, `round ${i + 1}: test loss ${String(r["testLoss"])} against the simulation's ${String(s["testLoss"])}`);
+      maxDa = Math.max(maxDa, da);
+      maxDl = Math.max(maxDl, dl);
     }
+    t.diagnostic(`against simulate: max |test accuracy difference| ${maxDa}, max relative test loss difference ${maxDl.toExponential(2)}`);
     await page.close();
   });
 

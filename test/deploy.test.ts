@@ -170,8 +170,8 @@ describe("client crash and dropouts", { timeout: 600_000 }, () => {
     assert.equal(run.records.length, 3);
     const silentFailures = run.records.flatMap((r) => [...((r["failures"] as { clientId: string; code: string }[]) ?? []), ...(((r["retriedAttempts"] as { failures: { clientId: string; code: string }[] }[]) ?? []).flatMap((a) => a.failures))]);
     for (const f of silentFailures) {
-      assert.match(f.clientId, /client-000[789]/);
-      assert.equal(f.code, "deadline-exceeded");
+      assert.match(f.clientId, /client-000[789]/, `a failure of an answering client: ${JSON.stringify(f)}`);
+      assert.equal(f.code, "deadline-exceeded", JSON.stringify(f));
     }
   });
 });
