@@ -47,6 +47,9 @@ export interface Front {
   close(): Promise<void>;
 }
 
+/** How long close() lets open connections finish before it cuts them. */
+const CLOSE_GRACE_MS = 1000;
+
 /** The path prefix of the Connect service (package safl.v1, service FederationService). */
 export const RPC_PATH_PREFIX = "/safl.v1.FederationService/";
 /** HTTP/2 connection preface (RFC 9113 §3.4); its first bytes tell an h2c connection from HTTP/1.1. */
@@ -173,12 +176,20 @@ export async function listenFront(o: FrontOptions): Promise<Front> {
   const address = listener.address() as AddressInfo;
   return {
     address,
-    close: () =>
-      new Promise<void>((resolve) => {
-        listener.close(() => resolve());
-        h1?.closeAllConnections();
-        for (const s of sessions) s.destroy();
-        for (const s of sockets) s.destroy();
-      }),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      // Gracefully first: answers already handed to the connections (a RunFinished to the last
+      // clients) are written out before the connections go; a GOAWAY lets HTTP/2 clients finish
+      // their open streams. What is still open after the grace period (long polls, event streams)
+      // is cut.
+      for (const s of sessions) s.close();
+      h1?.closeIdleConnections();
+      const until = Date.now() + CLOSE_GRACE_MS;
+      while (sockets.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      h1?.closeAllConnections();
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
   };
 }
