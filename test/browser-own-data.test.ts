@@ -248,7 +248,7 @@ describe("browser client with its own images", { skip: unavailable ?? false, tim
     }
   });
 
-  test("2 Node clients and a browser with its own images (labels CSV, no partition): the run completes with the browser's replies", async (t) => {
+  test("2 Node clients and a browser with its own images (labels CSV, no partition): the run completes with the browser's replies", async () => {
     const nodes = [0, 1].map((i) => h.client(port, tokens.get(`own-n${i}`)!, ["--dataset", "mnist", "--partition", String(i), "--cache", join(dir, `own-cache-${i}`)]));
     const page = await browser.context.newPage();
     const { errors, context } = watch(page, server);
