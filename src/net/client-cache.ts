@@ -20,9 +20,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, SaflError } from "../errors.js";
 import type { ClientStorage } from "../fl/client.js";
-import { fromFloat32, parseSafetensors, serializeSafetensors, toFloat32 } from "../io/safetensors.js";
 import { sha256Hex } from "./backbone.js";
-import { checkId, OBJECT_ID_RE, type PullChunk, pullChunks } from "./object-transfer.js";
+import { checkId, decodeBaseFile, encodeBaseFile, OBJECT_ID_RE, type PullChunk, pullChunks } from "./object-transfer.js";
 
 export { type PullChunk, type PulledChunk, pullChunks, pullToMemory, runDirName } from "./object-transfer.js";
 
@@ -223,9 +222,7 @@ export class DiskBaseStore implements ClientStorage {
       return undefined;
     }
     try {
-      const file = parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), this.file(version));
-      const tensors = new Map<string, Float32Array>();
-      for (const [name, entry] of file.tensors) tensors.set(name, toFloat32(entry, name));
+      const tensors = decodeBaseFile(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), this.file(version));
       this.memory.set(version, tensors);
       return tensors;
     } catch (e) {
@@ -240,7 +237,7 @@ export class DiskBaseStore implements ClientStorage {
     const copy = new Map(tensors);
     this.memory.set(version, copy);
     const write = async () => {
-      const bytes = serializeSafetensors(new Map([...copy].map(([n, v]) => [n, fromFloat32(v, [v.length])])), { format: "pt", "safl.base_version": String(version) });
+      const bytes = encodeBaseFile(version, copy);
       await mkdir(this.dir, { recursive: true });
       const target = this.file(version);
       const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;

@@ -6,6 +6,7 @@
  * node:*): the Node cache (net/client-cache) and the browser's (web/storage) build on it.
  */
 import { ErrorCode, SaflError } from "../errors.js";
+import { fromFloat32, parseSafetensors, serializeSafetensors, toFloat32 } from "../io/safetensors.js";
 import { sha256Hex } from "../util/sha256.js";
 
 export const OBJECT_ID_RE = /^[0-9a-f]{64}$/;
@@ -63,3 +64,16 @@ export function runDirName(runId: string): string {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(runId) ? runId : `run-${sha256Hex(new TextEncoder().encode(runId)).slice(0, 32)}`;
 }
 
+
+/** A frozen base as a client caches it: flat float32 tensors (the engine knows the shapes) in safetensors. */
+export function encodeBaseFile(version: number, tensors: ReadonlyMap<string, Float32Array>): Uint8Array {
+  return serializeSafetensors(new Map([...tensors].map(([n, v]) => [n, fromFloat32(v, [v.length])])), { format: "pt", "safl.base_version": String(version) });
+}
+
+/** The tensors of a cached base file; throws on a damaged one (the caller treats it as missing). */
+export function decodeBaseFile(bytes: Uint8Array, where: string): Map<string, Float32Array> {
+  const file = parseSafetensors(bytes, where);
+  const tensors = new Map<string, Float32Array>();
+  for (const [name, entry] of file.tensors) tensors.set(name, toFloat32(entry, name));
+  return tensors;
+}

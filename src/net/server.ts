@@ -15,7 +15,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { argError, ErrorCode, SaflError } from "../errors.js";
+import { argError } from "../errors.js";
 import { type DriverCheckpoint, runRounds } from "../fl/driver.js";
 import type { RoundRecord } from "../fl/records.js";
 import { createStrategy } from "../fl/strategies/index.js";

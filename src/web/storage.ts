@@ -13,8 +13,7 @@
  * backbone is a few MB), so `partialBytes` is always 0.
  */
 import type { ClientBaseStore, ClientObjectStore } from "../net/client-core.js";
-import { checkId, type PullChunk, pullToMemory, runDirName } from "../net/object-transfer.js";
-import { fromFloat32, parseSafetensors, serializeSafetensors, toFloat32 } from "../io/safetensors.js";
+import { checkId, decodeBaseFile, encodeBaseFile, type PullChunk, pullToMemory, runDirName } from "../net/object-transfer.js";
 import { sha256Hex } from "../util/sha256.js";
 
 /** Named byte files under one root. */
@@ -281,10 +280,7 @@ export class BrowserBaseStore implements ClientBaseStore {
       const bytes = await files.get(name);
       if (!bytes) continue;
       try {
-        const file = parseSafetensors(bytes, name);
-        const tensors = new Map<string, Float32Array>();
-        for (const [n, entry] of file.tensors) tensors.set(n, toFloat32(entry, n));
-        store.memory.set(version, tensors);
+        store.memory.set(version, decodeBaseFile(bytes, name));
       } catch (e) {
         // A damaged file is a missing base: the engine reports it and the server sends it again.
         warn(`ignoring the damaged base file ${files.kind}:${name}: ${(e as Error).message}`);
@@ -307,7 +303,7 @@ export class BrowserBaseStore implements ClientBaseStore {
     const copy = new Map(tensors);
     this.memory.set(version, copy);
     const write = async () => {
-      const bytes = serializeSafetensors(new Map([...copy].map(([n, v]) => [n, fromFloat32(v, [v.length])])), { format: "pt", "safl.base_version": String(version) });
+      const bytes = encodeBaseFile(version, copy);
       await this.files.put(`${this.prefix}${version}.safetensors`, bytes);
     };
     this.pending = this.pending.then(write).catch((e: unknown) => this.warn(`cannot save base ${version} (${this.files.kind}): ${(e as Error).message}`));
