@@ -4,7 +4,7 @@
  * (declared in cli/flags), loading a model with an optional adapter, and running epochs with
  * progress and a test evaluation after each.
  */
-import { batches } from "../data/dataset.js";
+import { type Batch, batches } from "../data/dataset.js";
 import { type Normalization, type Task, withLabels } from "../data/task.js";
 import { argError, ErrorCode, SaflError } from "../errors.js";
 import { loadCheckpoint } from "../io/checkpoint.js";
@@ -92,6 +92,8 @@ export async function trainEpochs(opts: {
   progress: Progress;
   beforeStep?: (step: number) => void;
   afterStep?: (step: number) => string | undefined;
+  /** Transforms each training batch (augmentation); test batches are never touched. */
+  augment?: (batch: Batch) => Batch;
 }): Promise<EpochLog[]> {
   const { trainer, evaluator, task, epochs, batch, rng, progress } = opts;
   const perEpoch = Math.floor(task.train.count / batch);
@@ -106,7 +108,7 @@ export async function trainEpochs(opts: {
     let note = "";
     for (const b of batches(task.train, batch, { rng, dropLast: true })) {
       opts.beforeStep?.(step);
-      const loss = await trainer.train(b);
+      const loss = await trainer.train(opts.augment ? opts.augment(b) : b);
       if (!Number.isFinite(loss)) throw new SaflError(ErrorCode.Runtime, `training diverged at step ${step + 1}: loss is ${loss} (try a lower --lr)`);
       step++;
       lossSum += loss;

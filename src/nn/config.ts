@@ -99,6 +99,8 @@ export const PRESETS: Record<string, { config: VitConfig; batch: number }> = {
   "small-cifar": { config: preset(32, 3, 4, 192, 6, 3, 10), batch: 64 },
   /** The default backbone: 7×7 patches (16 tokens + CLS), small enough for many federated rounds on a CPU. */
   "micro-mnist": { config: preset(28, 1, 7, 64, 4, 4, 10), batch: 64 },
+  /** The study's primary backbone (docs/pretraining.md): twice micro-mnist's width, still 16 tokens + CLS. */
+  "small-fmnist": { config: preset(28, 1, 7, 128, 4, 4, 10), batch: 64 },
   "vit-tiny-224": { config: preset(224, 3, 16, 192, 12, 3, 100), batch: 16 },
 };
 

@@ -6,6 +6,7 @@
  * command (docs/pretraining.md has the exact invocation).
  */
 import { join } from "node:path";
+import { augmentBatch, describeAugmentation, parseAugmentation } from "../../data/augment.js";
 import { checkImagesFit, loadTask, withLabels } from "../../data/task.js";
 import { saveCheckpoint } from "../../io/checkpoint.js";
 import { presetConfig } from "../../nn/config.js";
@@ -30,6 +31,7 @@ const flags = defineFlags({
   mean: { ...DATA_FLAGS.mean, defaultText: "none, pixels in [0,1]" },
   std: { ...DATA_FLAGS.std, defaultText: "none, pixels in [0,1]" },
   preset: withDefault(PRESET, "micro-mnist"),
+  augment: { type: "string", value: "<list>", defaultText: "none", description: "training-time augmentation: flip, shift:<pixels>, e.g. flip,shift:2" },
   ...TRAINING_FLAGS,
   epochs: withDefault(TRAINING_FLAGS.epochs, 10),
   batch: withDefault(TRAINING_FLAGS.batch, 64),
@@ -41,7 +43,7 @@ const flags = defineFlags({
 export const pretrainCommand = defineCommand({
   name: "pretrain",
   summary: "train a ViT from scratch on a source task (makes a backbone)",
-  usage: "--out <dir> [--dataset mnist] [--classes 0-4] [--preset micro-mnist] [--epochs 10] [--seed 0] [options]",
+  usage: "--out <dir> [--dataset mnist] [--classes 0-4] [--preset micro-mnist] [--epochs 10] [--augment flip,shift:2] [--seed 0] [options]",
   description: "Saves an HF checkpoint whose config.json records the source task (safl_source); docs/pretraining.md has the command behind the shipped backbone.",
   flags,
   run: pretrain,
@@ -51,6 +53,7 @@ async function pretrain({ values: f, argv }: CommandInput<typeof flags>): Promis
   const { out, dataset, preset: presetName, epochs, batch, lr, seed, threads } = f;
   const weightDecay = f["weight-decay"];
   const normalization = normalizationFromFlags(f);
+  const augmentation = parseAugmentation(f.augment ?? "none");
   const preset = presetConfig(presetName);
   const pending = await prepareOutput(out, f.force);
 
@@ -61,6 +64,8 @@ async function pretrain({ values: f, argv }: CommandInput<typeof flags>): Promis
     const config = withLabels(preset.config, task.classes.length, task.classNames);
     const model = buildVit(config);
     const rng = new Rng(seed);
+    // Its own stream, so turning augmentation on leaves the initialization and batch order alone.
+    const augmentRng = new Rng(seed + 0x5eed);
     const store = ParamStore.init(model.registry.specs.values(), rng);
     const optimizer = new AdamW({ lr, weightDecay });
     const trainer = await Trainer.create(runtime, model, store, { trainable: () => true, batch, optimizer });
@@ -68,7 +73,7 @@ async function pretrain({ values: f, argv }: CommandInput<typeof flags>): Promis
     const schedule = warmupCosineLr(lr, totalSteps, Math.floor(totalSteps * 0.05));
     const progress = new Progress(0, "pretrain");
     progress.line(
-      `pretrain: ${presetName} (${store.count().toLocaleString("en")} parameters) on ${dataset} classes [${task.classes.join(",")}]: ${task.train.count} train / ${task.test.count} test images, ${epochs} epochs of ${Math.floor(task.train.count / batch)} steps`,
+      `pretrain: ${presetName} (${store.count().toLocaleString("en")} parameters) on ${dataset} classes [${task.classes.join(",")}]: ${task.train.count} train / ${task.test.count} test images, ${epochs} epochs of ${Math.floor(task.train.count / batch)} steps, augmentation ${describeAugmentation(augmentation)}`,
     );
     const logs = await trainEpochs({
       trainer,
@@ -81,6 +86,7 @@ async function pretrain({ values: f, argv }: CommandInput<typeof flags>): Promis
       beforeStep: (step) => {
         optimizer.lr = schedule(step);
       },
+      ...(augmentation.flip || augmentation.shift > 0 ? { augment: (b) => augmentBatch(b, task.train, augmentation, augmentRng) } : {}),
     });
     progress.finish();
     const last = logs[logs.length - 1]!;
@@ -92,6 +98,7 @@ async function pretrain({ values: f, argv }: CommandInput<typeof flags>): Promis
       batch,
       lr,
       weight_decay: weightDecay,
+      augment: describeAugmentation(augmentation),
       seed,
       normalization: normalization ?? null,
       train_images: task.train.count,
