@@ -24,7 +24,7 @@ import { OUT } from "../flags.js";
 import { formatSeconds, Progress } from "../progress.js";
 
 const flags = defineFlags({
-  plan: { type: "string", value: "<file>", required: true, description: "the study plan (JSON); studies/fashion-mnist.json is the one behind docs/results.md" },
+  plan: { type: "string", value: "<file>", required: true, description: "the study plan (JSON); studies/fmnist-5-9.json is the one behind docs/results.md (study v2), studies/fashion-mnist.json behind docs/results-v1.md" },
   out: {
     ...OUT,
     default: "runs/study",
