@@ -52,7 +52,7 @@ describe("safl CLI", () => {
 
   test("bad input exits non-zero with one message", () => {
     const cases: [string[], RegExp][] = [
-      [["bench", "step", "--preset", "huge"], /--preset must be one of tiny-mnist, small-cifar, micro-mnist, vit-tiny-224, got "huge"/],
+      [["bench", "step", "--preset", "huge"], /--preset must be one of tiny-mnist, small-cifar, micro-mnist, small-fmnist, vit-tiny-224, got "huge"/],
       [["bench", "step", "--batch", "0"], /--batch must be an integer between 1 and 4096, got "0"/],
       [["predict", "--images", "x"], /predict: --model is required/],
       [["predict", "--model", "/nonexistent", "--images", "x", "--out", "y"], /cannot read \/nonexistent\/config\.json/],
