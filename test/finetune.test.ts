@@ -35,6 +35,16 @@ after(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
+/** Test accuracy of a loaded checkpoint on a dataset (a fresh single-threaded runtime). */
+async function evaluateOn(ckpt: Awaited<ReturnType<typeof loadCheckpoint>>, data: Parameters<typeof batches>[0]) {
+  const runtime = new NodeRuntime({ threads: 1 });
+  try {
+    return await new Evaluator(runtime, buildVit(ckpt.config), ckpt.params).run(batches(data, 256));
+  } finally {
+    await runtime.release();
+  }
+}
+
 describe("default backbone", () => {
   test("classifies its own source test split (MNIST digits 0-4) well, and records how it was made", async () => {
     const ckpt = await loadCheckpoint(backbone);
@@ -42,15 +52,9 @@ describe("default backbone", () => {
     assert.equal(source.dataset, "mnist");
     assert.deepEqual(source.classes, [0, 1, 2, 3, 4]);
     assert.match(source.command, /^safl pretrain /);
-    const test = filterClasses(loadMnist().test, source.classes);
-    const runtime = new NodeRuntime({ threads: 1 });
-    try {
-      const r = await new Evaluator(runtime, buildVit(ckpt.config), ckpt.params).run(batches(test, 256));
-      assert.equal(r.count, 1025);
-      assert.ok(r.accuracy > 0.93, `source accuracy ${r.accuracy}`);
-    } finally {
-      await runtime.release();
-    }
+    const r = await evaluateOn(ckpt, filterClasses(loadMnist().test, source.classes));
+    assert.equal(r.count, 1025);
+    assert.ok(r.accuracy > 0.93, `source accuracy ${r.accuracy}`);
   });
 });
 
@@ -65,17 +69,11 @@ describe("study backbone (models/vit-small-fmnist-0-4)", () => {
     assert.deepEqual(source.classes, [0, 1, 2, 3, 4]);
     assert.equal(source.preset, "small-fmnist");
     assert.match(source.command, /^safl pretrain .*--augment flip,shift:2/);
-    const test = filterClasses((await loadFashionMnist(dir)).test, source.classes);
-    const runtime = new NodeRuntime({ threads: 1 });
-    try {
-      const r = await new Evaluator(runtime, buildVit(ckpt.config), ckpt.params).run(batches(test, 256));
-      assert.equal(r.count, 5000);
-      // The accuracy pretrain measured at the end of training, re-measured here from the shipped file.
-      assert.ok(Math.abs(r.accuracy - source.test_accuracy) < 1e-4, `source accuracy ${r.accuracy}, config says ${source.test_accuracy}`);
-      assert.ok(r.accuracy > 0.88, `source accuracy ${r.accuracy}`);
-    } finally {
-      await runtime.release();
-    }
+    const r = await evaluateOn(ckpt, filterClasses((await loadFashionMnist(dir)).test, source.classes));
+    assert.equal(r.count, 5000);
+    // The accuracy pretrain measured at the end of training, re-measured here from the shipped file.
+    assert.ok(Math.abs(r.accuracy - source.test_accuracy) < 1e-4, `source accuracy ${r.accuracy}, config says ${source.test_accuracy}`);
+    assert.ok(r.accuracy > 0.88, `source accuracy ${r.accuracy}`);
   });
 });
 

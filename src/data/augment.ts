@@ -1,9 +1,9 @@
 /**
  * @module data/augment
  * Training-time augmentation for small image tasks: a random horizontal flip and a random integer
- * shift of up to ±s pixels on each axis. `safl pretrain --augment flip,shift:2` uses it to make a
- * backbone that generalizes past its 30,000 source images (without it the wider preset overfits
- * Fashion-MNIST within a few epochs). Shifted-in pixels take the top-left pixel of their channel, which
+ * shift of up to ±s pixels on each axis. `safl pretrain --augment flip,shift:2` uses it for the study
+ * backbone (docs/pretraining.md), so the 128-wide preset sees more than its 30,000 source images.
+ * Shifted-in pixels take the top-left pixel of their channel, which
  * is the background on MNIST-like data whether or not the pixels are normalized.
  */
 import { ErrorCode, SaflError } from "../errors.js";

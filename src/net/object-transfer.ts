@@ -64,7 +64,6 @@ export function runDirName(runId: string): string {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(runId) ? runId : `run-${sha256Hex(new TextEncoder().encode(runId)).slice(0, 32)}`;
 }
 
-
 /** A frozen base as a client caches it: flat float32 tensors (the engine knows the shapes) in safetensors. */
 export function encodeBaseFile(version: number, tensors: ReadonlyMap<string, Float32Array>): Uint8Array {
   return serializeSafetensors(new Map([...tensors].map(([n, v]) => [n, fromFloat32(v, [v.length])])), { format: "pt", "safl.base_version": String(version) });
