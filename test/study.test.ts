@@ -78,6 +78,12 @@ describe("safl study", () => {
     const keptBefore = (await stat(join(out, "cells", "fedavg.iid.s0", "summary.json"))).mtimeMs;
     const oldMetrics = await readFile(join(out, "cells", "ffa.iid.s1", "metrics.jsonl"), "utf8");
     await rm(join(out, "cells", "ffa.iid.s1"), { recursive: true });
+    // An interim report from the 3 finished cells runs nothing and keeps the analysis.
+    const interim = run("--plan", planPath, "--out", out, "--report", report, "--interim");
+    assert.equal(interim.status, 0, interim.stderr);
+    md = await readFile(report, "utf8");
+    assert.ok(md.includes("**Interim report: 3 of 4 cells finished.**") && md.includes("Hand-written conclusion."), md);
+    assert.deepEqual((await readdir(join(out, "cells"))).filter((c) => !c.startsWith(".")).sort(), cells.filter((c) => c !== "ffa.iid.s1"));
     const resumed = run("--plan", planPath, "--out", out, "--report", report, "--resume");
     assert.equal(resumed.status, 0, resumed.stderr);
     assert.match(resumed.stderr, /4 cells \(3 done, 1 to run\); removed 1 partial cell/);
@@ -91,7 +97,7 @@ describe("safl study", () => {
     });
     assert.deepEqual(strip(await readFile(join(out, "cells", "ffa.iid.s1", "metrics.jsonl"), "utf8")), strip(oldMetrics), "the re-run cell reproduces its metrics");
     md = await readFile(report, "utf8");
-    assert.ok(md.includes("Hand-written conclusion."));
+    assert.ok(md.includes("Hand-written conclusion.") && !md.includes("Interim report"));
 
     // A plan edit that changes a finished cell's config is refused rather than reported on.
     await writeFile(planPath, JSON.stringify({ ...PLAN, base: { ...PLAN.base, rounds: 3 } }));

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { formatCompact, heatmap, lineChart, niceTicks, type Series } from "./svg.js";
+import { formatCompact, heatmap, lineChart, niceTicks, type ScatterPoint, scatterChart, type Series } from "./svg.js";
 
 /**
  * Fails unless every "<" starts a well-formed tag with double-quoted attributes, tags nest properly
@@ -283,5 +283,78 @@ describe("heatmap", () => {
   test("rejects label counts that do not match", () => {
     assert.throws(() => heatmap(values, { ...opts, rowLabels: ["q"] }), /1 row labels for 3 rows/);
     assert.throws(() => heatmap(values, { ...opts, colLabels: ["a"] }), /1 column labels for 4 columns/);
+  });
+});
+
+describe("scatterChart", () => {
+  const pts: ScatterPoint[] = [
+    { label: "FedAvg", x: 4.8e8, y: 94.3, xRange: [4.8e8, 4.8e8], yRange: [94.0, 94.6] },
+    { label: "FedLoRA", x: 4.5e7, y: 93.6, yRange: [93.2, 93.9] },
+    { label: "SA-FedLoRA", x: 3.2e7, y: 94.0, xRange: [3.0e7, 3.4e7], yRange: [93.7, 94.2] },
+    { label: "rank 4/1", x: 2.0e7, y: 92.5, group: 1 },
+  ];
+
+  /** Pixel centre of each marker, in document order (circles, rects, paths ending in Z). */
+  function centres(svg: string): [number, number][] {
+    const out: [number, number][] = [];
+    for (const m of svg.matchAll(/<circle cx="([\d.-]+)" cy="([\d.-]+)" r="4"|<rect x="([\d.-]+)" y="([\d.-]+)" width="8" height="8"/g)) {
+      out.push(m[1] !== undefined ? [Number(m[1]), Number(m[2])] : [Number(m[3]) + 4, Number(m[4]) + 4]);
+    }
+    return out;
+  }
+
+  test("one marker per point plus its legend swatch, whiskers, and every label", () => {
+    const svg = scatterChart(pts, { ...base, xLabel: "parameters sent", xLog: true });
+    assertWellFormed(svg);
+    const t = texts(svg);
+    for (const s of ["FedAvg", "FedLoRA", "SA-FedLoRA", "rank 4/1", "parameters sent"]) assert.ok(t.includes(s), s);
+    // three circles (group 0) and one square (group 1) in the plot, the same again in the legend
+    assert.equal(count(svg, 'r="4"'), 6);
+    assert.equal(count(svg, 'width="8" height="8"'), 2);
+    // whiskers: three vertical (every point with a yRange) and two horizontal
+    assert.equal(count(svg, 'stroke-width="1"/>'), 5);
+    for (const s of ["10M", "100M", "1G"]) assert.ok(t.includes(s), `log tick ${s} in ${t.join("|")}`);
+  });
+
+  test("markers sit in data order: more traffic further right, higher accuracy further up", () => {
+    const c = centres(scatterChart(pts, { ...base, xLog: true }));
+    const [fedavg, fedlora, sa, r41] = [c[0]!, c[1]!, c[2]!, c[3]!];
+    assert.ok(r41[0] < sa[0] && sa[0] < fedlora[0] && fedlora[0] < fedavg[0], JSON.stringify(c));
+    assert.ok(fedavg[1] < sa[1] && sa[1] < fedlora[1] && fedlora[1] < r41[1], JSON.stringify(c));
+    // On a log axis equal ratios are equal distances: 2e7→3.2e7 vs 3.2e7→5.12e7 would match; check
+    // the mapping against log10 directly.
+    const k = (fedavg[0] - r41[0]) / Math.log10(4.8e8 / 2e7);
+    assert.ok(Math.abs((sa[0] - r41[0]) - k * Math.log10(3.2e7 / 2e7)) < 0.02, "log x mapping");
+  });
+
+  test("the front is a staircase through its members in x order, with a legend row", () => {
+    const svg = scatterChart(pts, { ...base, xLog: true, front: [0, 2, 3] });
+    assertWellFormed(svg);
+    const d = /<path d="(M[^"]*)" fill="none" stroke="#888888" stroke-width="1.25" stroke-dasharray="4 3"\/>/.exec(svg)?.[1];
+    assert.ok(d !== undefined, "no front path");
+    // start at the cheapest member, then two H/V steps, then hold to the right edge
+    assert.match(d, /^M[\d.]+ [\d.]+H[\d.]+V[\d.]+H[\d.]+V[\d.]+H[\d.]+$/);
+    const c = centres(svg);
+    const start = d.slice(1).split(/[HV ]/).map(Number);
+    assert.ok(Math.abs(start[0]! - c[3]![0]) < 0.02 && Math.abs(start[1]! - c[3]![1]) < 0.02, "front starts at rank 4/1");
+    assert.ok(texts(svg).includes("Pareto front"));
+    assert.throws(() => scatterChart(pts, { ...base, front: [4] }), /front index 4 is not one of the 4 points/);
+  });
+
+  test("points without data keep a legend row; the axes enclose the whiskers", () => {
+    const svg = scatterChart(
+      [
+        { label: "ok", x: 10, y: 5, yRange: [1, 9] },
+        { label: "missing", x: Number.NaN, y: 3 },
+      ],
+      { ...base },
+    );
+    assertWellFormed(svg);
+    assert.ok(texts(svg).includes("missing (no data)"));
+    assert.equal(count(svg, 'r="4"'), 3); // one point, two legend swatches
+    const t = texts(svg);
+    assert.ok(t.includes("0") || t.includes("1"), "y axis reaches the lower whisker");
+    assert.ok(t.includes("10") || t.includes("9"), "y axis reaches the upper whisker");
+    assert.ok(texts(scatterChart([], base)).includes("no data"));
   });
 });

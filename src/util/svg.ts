@@ -1,7 +1,8 @@
 /**
  * @module util/svg
  * A minimal, dependency-free SVG chart writer for run reports: line charts (accuracy vs round,
- * accuracy vs cumulative bytes on a log axis, budget vs round as a step function) and heat maps
+ * accuracy vs cumulative bytes on a log axis, budget vs round as a step function), scatter charts
+ * with whiskers and a Pareto staircase (accuracy vs traffic, one point per method) and heat maps
  * (rank allocation per layer and round). Output is a standalone SVG document string, so it can be
  * written to a file by the CLI or inlined into a page; nothing here touches the platform. Charts use
  * no element ids (clipping is done with nested <svg> viewports, the colour bar with plain rects), so
@@ -229,44 +230,64 @@ function tickLabels(ticks: readonly number[]): string[] {
   return new Set(compact).size === compact.length ? compact : ticks.map((t) => String(t));
 }
 
-/**
- * A line chart as a complete SVG document: title, axes with nice ticks and compact tick labels,
- * light grid lines, one coloured line per series (with point markers when a series has few points,
- * so single points show) and a legend on the right. Empty input gives labelled empty axes.
- *
- * @throws Error when the size is too small or yMin >= yMax.
- */
-export function lineChart(series: readonly Series[], opts: LineChartOptions): string {
-  const W = opts.width ?? 640;
-  const H = opts.height ?? 400;
-  checkSize(W, H, 160, 120, "lineChart");
-  const log = opts.xLog === true;
-  const data = series.map((s) =>
-    s.points
-      .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!log || x > 0))
-      .sort((a, b) => a[0] - b[0]),
-  );
-  const all = data.flat();
+/** The axes of a chart: where the plot area sits and how data coordinates map into it. */
+interface Frame {
+  readonly out: string[];
+  readonly left: number;
+  readonly top: number;
+  /** Plot-area width and height in pixels. */
+  readonly pw: number;
+  readonly ph: number;
+  readonly ix: (x: number) => number;
+  readonly iy: (y: number) => number;
+  /** Legend labels, cut to fit. */
+  readonly legendLabels: readonly string[];
+}
 
+interface FrameSpec {
+  readonly what: string;
+  readonly width: number;
+  readonly height: number;
+  readonly title: string;
+  readonly xLabel: string;
+  readonly yLabel: string;
+  /** Every x and y the chart must show (finite; x > 0 on a log axis). */
+  readonly xs: readonly number[];
+  readonly ys: readonly number[];
+  readonly xLog: boolean;
+  readonly yMin?: number | undefined;
+  readonly yMax?: number | undefined;
+  readonly legend: readonly string[];
+}
+
+/**
+ * Opens a chart document and draws its frame: title, the legend's reserved room on the right, x and
+ * y axes with nice ticks, compact tick labels, light grid lines and axis captions. Line and scatter
+ * charts share it so both read the same way.
+ */
+function plotFrame(spec: FrameSpec): Frame {
+  const W = spec.width;
+  const H = spec.height;
+  checkSize(W, H, 160, 120, spec.what);
+  const log = spec.xLog;
   // Legend width from the longest label, capped at 30% of the chart; longer labels are cut.
   const maxLegendChars = Math.max(4, Math.floor((W * 0.3 - 30) / CHAR_W));
-  const legendLabels = series.map((s) => truncate(s.label, maxLegendChars));
-  const legendW = series.length === 0 ? 0 : 30 + CHAR_W * Math.max(...legendLabels.map((l) => Array.from(l).length));
+  const legendLabels = spec.legend.map((l) => truncate(l, maxLegendChars));
+  const legendW = legendLabels.length === 0 ? 0 : 30 + CHAR_W * Math.max(...legendLabels.map((l) => Array.from(l).length));
   const left = 64;
   const top = 36;
   const bottom = 48;
   const right = 16 + (legendW > 0 ? legendW + 8 : 0);
   const pw = W - left - right;
   const ph = H - top - bottom;
-  if (pw < 40 || ph < 40) throw new Error(`lineChart: ${W}x${H} leaves no room for the plot area`);
+  if (pw < 40 || ph < 40) throw new Error(`${spec.what}: ${W}x${H} leaves no room for the plot area`);
 
   // x axis
   let xTicks: number[];
-  if (all.length === 0) xTicks = log ? [1, 10] : niceTicks(0, 1);
+  if (spec.xs.length === 0) xTicks = log ? [1, 10] : niceTicks(0, 1);
   else {
-    const xs = all.map((p) => p[0]);
-    const lo = Math.min(...xs);
-    const hi = Math.max(...xs);
+    const lo = Math.min(...spec.xs);
+    const hi = Math.max(...spec.xs);
     xTicks = log ? logTicks(lo, hi) : niceTicks(lo, hi);
   }
   const x0 = xTicks[0]!;
@@ -276,27 +297,25 @@ export function lineChart(series: readonly Series[], opts: LineChartOptions): st
   const ix = (x: number) => ((tx(x) - tx(x0)) / span) * pw;
 
   // y axis: fixed ends win, the rest comes from the data
-  if (opts.yMin !== undefined && !Number.isFinite(opts.yMin)) throw new Error(`lineChart: yMin ${opts.yMin} is not finite`);
-  if (opts.yMax !== undefined && !Number.isFinite(opts.yMax)) throw new Error(`lineChart: yMax ${opts.yMax} is not finite`);
-  const ys = all.map((p) => p[1]);
-  let yLo = opts.yMin ?? (ys.length > 0 ? Math.min(...ys) : 0);
-  let yHi = opts.yMax ?? (ys.length > 0 ? Math.max(...ys) : 1);
-  if (opts.yMin !== undefined && opts.yMax !== undefined && opts.yMin >= opts.yMax) {
-    throw new Error(`lineChart: yMin ${opts.yMin} must be below yMax ${opts.yMax}`);
+  if (spec.yMin !== undefined && !Number.isFinite(spec.yMin)) throw new Error(`${spec.what}: yMin ${spec.yMin} is not finite`);
+  if (spec.yMax !== undefined && !Number.isFinite(spec.yMax)) throw new Error(`${spec.what}: yMax ${spec.yMax} is not finite`);
+  let yLo = spec.yMin ?? (spec.ys.length > 0 ? Math.min(...spec.ys) : 0);
+  let yHi = spec.yMax ?? (spec.ys.length > 0 ? Math.max(...spec.ys) : 1);
+  if (spec.yMin !== undefined && spec.yMax !== undefined && spec.yMin >= spec.yMax) {
+    throw new Error(`${spec.what}: yMin ${spec.yMin} must be below yMax ${spec.yMax}`);
   }
   // Only one end fixed and the data entirely beyond it: keep the fixed end and open a unit range.
   if (yLo > yHi) {
-    if (opts.yMin !== undefined) yHi = yLo + 1;
+    if (spec.yMin !== undefined) yHi = yLo + 1;
     else yLo = yHi - 1;
   }
   const yNice = niceTicks(yLo, yHi);
-  const y0 = opts.yMin ?? yNice[0]!;
-  const y1 = opts.yMax ?? yNice[yNice.length - 1]!;
+  const y0 = spec.yMin ?? yNice[0]!;
+  const y1 = spec.yMax ?? yNice[yNice.length - 1]!;
   const yTicks = yNice.filter((t) => t >= y0 - 1e-9 * Math.abs(y1 - y0) && t <= y1 + 1e-9 * Math.abs(y1 - y0));
   const iy = (y: number) => ph - ((y - y0) / (y1 - y0)) * ph;
 
-  const out = open(W, H, opts.title);
-  // grid and ticks
+  const out = open(W, H, spec.title);
   const xl = tickLabels(xTicks);
   for (const [i, t] of xTicks.entries()) {
     const x = left + ix(t);
@@ -312,18 +331,78 @@ export function lineChart(series: readonly Series[], opts: LineChartOptions): st
     out.push(text(left - 7, y, yl[i]!, `text-anchor="end" dy="0.32em"`));
   }
   out.push(`<path d="M${num(left)} ${num(top)}V${num(top + ph)}H${num(left + pw)}" fill="none" stroke="#333333"/>`);
-  out.push(text(left + pw / 2, H - 10, opts.xLabel, `text-anchor="middle" font-size="12"`));
-  out.push(text(16, top + ph / 2, opts.yLabel, `text-anchor="middle" font-size="12" transform="rotate(-90 16 ${num(top + ph / 2)})"`));
+  out.push(text(left + pw / 2, H - 10, spec.xLabel, `text-anchor="middle" font-size="12"`));
+  out.push(text(16, top + ph / 2, spec.yLabel, `text-anchor="middle" font-size="12" transform="rotate(-90 16 ${num(top + ph / 2)})"`));
+  return { out, left, top, pw, ph, ix, iy, legendLabels };
+}
 
-  // Series in a nested viewport, which clips lines that leave a fixed y range; the viewport is padded
-  // so lines and markers on the plot edge are not cut in half.
-  const pad = 4;
-  out.push(`<svg x="${num(left - pad)}" y="${num(top - pad)}" width="${num(pw + 2 * pad)}" height="${num(ph + 2 * pad)}" overflow="hidden">`);
+/** Padding of the clipping viewport, so lines and markers on the plot edge are not cut in half. */
+const CLIP_PAD = 6;
+
+/** Opens the nested viewport that clips what is drawn to the (padded) plot area. */
+function openClip(f: Frame): string {
+  return `<svg x="${num(f.left - CLIP_PAD)}" y="${num(f.top - CLIP_PAD)}" width="${num(f.pw + 2 * CLIP_PAD)}" height="${num(f.ph + 2 * CLIP_PAD)}" overflow="hidden">`;
+}
+
+/**
+ * The legend on the right: one row per entry, its swatch drawn by `swatch(x, y, i)` (x is the row's
+ * left edge, y its middle), cut off with "+N more" when it does not fit the plot height.
+ */
+function drawLegend(f: Frame, swatch: (x: number, y: number, i: number) => string, extra: readonly { label: string; swatch: (x: number, y: number) => string }[] = []): void {
+  const rowH = 16;
+  const entries = [...f.legendLabels.map((label, i) => ({ label, draw: (x: number, y: number) => swatch(x, y, i) })), ...extra.map((e) => ({ label: e.label, draw: e.swatch }))];
+  const fit = Math.max(1, Math.floor(f.ph / rowH));
+  const shown = entries.length > fit ? fit - 1 : entries.length;
+  const lx = f.left + f.pw + 14;
+  for (let i = 0; i < shown; i++) {
+    const y = f.top + 8 + i * rowH;
+    f.out.push(entries[i]!.draw(lx, y));
+    f.out.push(text(lx + 26, y, entries[i]!.label, `dy="0.32em"`));
+  }
+  if (shown < entries.length) f.out.push(text(lx, f.top + 8 + shown * rowH, `+${entries.length - shown} more`, `dy="0.32em" fill="#555555"`));
+}
+
+const seriesColor = (i: number) => PALETTE[i % PALETTE.length]!;
+const seriesDash = (i: number) => DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
+
+/**
+ * A line chart as a complete SVG document: title, axes with nice ticks and compact tick labels,
+ * light grid lines, one coloured line per series (with point markers when a series has few points,
+ * so single points show) and a legend on the right. Empty input gives labelled empty axes.
+ *
+ * @throws Error when the size is too small or yMin >= yMax.
+ */
+export function lineChart(series: readonly Series[], opts: LineChartOptions): string {
+  const log = opts.xLog === true;
+  const data = series.map((s) =>
+    s.points
+      .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!log || x > 0))
+      .sort((a, b) => a[0] - b[0]),
+  );
+  const all = data.flat();
+  const f = plotFrame({
+    what: "lineChart",
+    width: opts.width ?? 640,
+    height: opts.height ?? 400,
+    title: opts.title,
+    xLabel: opts.xLabel,
+    yLabel: opts.yLabel,
+    xs: all.map((p) => p[0]),
+    ys: all.map((p) => p[1]),
+    xLog: log,
+    yMin: opts.yMin,
+    yMax: opts.yMax,
+    legend: series.map((s) => s.label),
+  });
+  const { out } = f;
+
+  // Series in a nested viewport, which clips lines that leave a fixed y range.
+  out.push(openClip(f));
   for (const [i, pts] of data.entries()) {
-    const color = PALETTE[i % PALETTE.length]!;
-    const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
+    const color = seriesColor(i);
+    const dash = seriesDash(i);
     const dashAttr = dash === "" ? "" : ` stroke-dasharray="${dash}"`;
-    const xy = pts.map(([x, y]) => [ix(x) + pad, iy(y) + pad] as const);
+    const xy = pts.map(([x, y]) => [f.ix(x) + CLIP_PAD, f.iy(y) + CLIP_PAD] as const);
     if (xy.length >= 2) {
       let d = `M${num(xy[0]![0])} ${num(xy[0]![1])}`;
       for (let j = 1; j < xy.length; j++) {
@@ -337,23 +416,129 @@ export function lineChart(series: readonly Series[], opts: LineChartOptions): st
     }
   }
   out.push("</svg>");
-  if (all.length === 0) out.push(text(left + pw / 2, top + ph / 2, "no data", `text-anchor="middle" fill="#888888"`));
+  if (all.length === 0) out.push(text(f.left + f.pw / 2, f.top + f.ph / 2, "no data", `text-anchor="middle" fill="#888888"`));
+  drawLegend(f, (x, y, i) => {
+    const dash = seriesDash(i);
+    return `<line x1="${num(x)}" y1="${num(y)}" x2="${num(x + 20)}" y2="${num(y)}" stroke="${seriesColor(i)}" stroke-width="2"${dash === "" ? "" : ` stroke-dasharray="${dash}"`}/>`;
+  });
+  out.push("</svg>");
+  return out.join("\n");
+}
 
-  // legend, cut off with "+N more" when it does not fit the plot height
-  const rowH = 16;
-  const fit = Math.max(1, Math.floor(ph / rowH));
-  const shown = series.length > fit ? fit - 1 : series.length;
-  const lx = left + pw + 14;
-  for (let i = 0; i < shown; i++) {
-    const y = top + 8 + i * rowH;
-    const color = PALETTE[i % PALETTE.length]!;
-    const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
-    out.push(
-      `<line x1="${num(lx)}" y1="${num(y)}" x2="${num(lx + 20)}" y2="${num(y)}" stroke="${color}" stroke-width="2"${dash === "" ? "" : ` stroke-dasharray="${dash}"`}/>`,
-    );
-    out.push(text(lx + 26, y, legendLabels[i]!, `dy="0.32em"`));
+/** One point of a scatter chart, with optional whiskers (e.g. the spread over seeds). */
+export interface ScatterPoint {
+  readonly label: string;
+  readonly x: number;
+  readonly y: number;
+  /** Horizontal whisker ends, e.g. [min, max] over seeds. */
+  readonly xRange?: readonly [number, number] | undefined;
+  /** Vertical whisker ends. */
+  readonly yRange?: readonly [number, number] | undefined;
+  /** Points of the same group share a marker shape (e.g. "method", "sweep variant"); default 0. */
+  readonly group?: number | undefined;
+}
+
+export interface ScatterChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  /** Pixels, default 640. */
+  width?: number;
+  /** Pixels, default 400. */
+  height?: number;
+  xLog?: boolean;
+  /**
+   * Indices of points joined by a staircase, drawn under the points: read left to right it is the
+   * best y reached at or below each x (the Pareto front when the points are its members).
+   */
+  front?: readonly number[];
+  /** Legend caption of the staircase; default "Pareto front". */
+  frontLabel?: string;
+}
+
+/** Marker shapes by group: circle, square, triangle, diamond. */
+function marker(shape: number, x: number, y: number, color: string): string {
+  const r = 4;
+  switch (shape % 4) {
+    case 1:
+      return `<rect x="${num(x - r)}" y="${num(y - r)}" width="${num(2 * r)}" height="${num(2 * r)}" fill="${color}" stroke="#ffffff" stroke-width="0.75"/>`;
+    case 2:
+      return `<path d="M${num(x)} ${num(y - r - 1)}L${num(x + r + 1)} ${num(y + r)}L${num(x - r - 1)} ${num(y + r)}Z" fill="${color}" stroke="#ffffff" stroke-width="0.75"/>`;
+    case 3:
+      return `<path d="M${num(x)} ${num(y - r - 1)}L${num(x + r + 1)} ${num(y)}L${num(x)} ${num(y + r + 1)}L${num(x - r - 1)} ${num(y)}Z" fill="${color}" stroke="#ffffff" stroke-width="0.75"/>`;
+    default:
+      return `<circle cx="${num(x)}" cy="${num(y)}" r="${r}" fill="${color}" stroke="#ffffff" stroke-width="0.75"/>`;
   }
-  if (shown < series.length) out.push(text(lx, top + 8 + shown * rowH, `+${series.length - shown} more`, `dy="0.32em" fill="#555555"`));
+}
+
+/**
+ * A scatter chart as a complete SVG document: one marker per point (colour by point, shape by
+ * group), whiskers for the given ranges, an optional staircase through chosen points (the Pareto
+ * front) and a legend naming every point. Points with a non-finite coordinate (or x <= 0 on a log
+ * axis) are left out of the plot but keep their legend row, marked "(no data)". The axes enclose the
+ * whiskers as well as the points.
+ *
+ * @throws Error when the size is too small or a front index is not a point.
+ */
+export function scatterChart(points: readonly ScatterPoint[], opts: ScatterChartOptions): string {
+  const log = opts.xLog === true;
+  const okX = (x: number) => Number.isFinite(x) && (!log || x > 0);
+  const shown = points.map((p) => okX(p.x) && Number.isFinite(p.y));
+  for (const i of opts.front ?? []) {
+    if (!Number.isInteger(i) || i < 0 || i >= points.length) throw new Error(`scatterChart: front index ${i} is not one of the ${points.length} points`);
+  }
+  const xs: number[] = [];
+  const ys: number[] = [];
+  for (const [i, p] of points.entries()) {
+    if (!shown[i]) continue;
+    xs.push(p.x, ...(p.xRange ?? []).filter(okX));
+    ys.push(p.y, ...(p.yRange ?? []).filter(Number.isFinite));
+  }
+  const front = (opts.front ?? []).filter((i) => shown[i]).sort((a, b) => points[a]!.x - points[b]!.x);
+  const f = plotFrame({
+    what: "scatterChart",
+    width: opts.width ?? 640,
+    height: opts.height ?? 400,
+    title: opts.title,
+    xLabel: opts.xLabel,
+    yLabel: opts.yLabel,
+    xs,
+    ys,
+    xLog: log,
+    legend: points.map((p, i) => (shown[i] ? p.label : `${p.label} (no data)`)),
+  });
+  const { out } = f;
+  const px = (x: number) => f.ix(x) + CLIP_PAD;
+  const py = (y: number) => f.iy(y) + CLIP_PAD;
+  out.push(openClip(f));
+  if (front.length > 0) {
+    // Holds each member's y until the next member's x, then steps up: the best y attainable so far.
+    let d = `M${num(px(points[front[0]!]!.x))} ${num(py(points[front[0]!]!.y))}`;
+    for (const i of front.slice(1)) d += `H${num(px(points[i]!.x))}V${num(py(points[i]!.y))}`;
+    d += `H${num(f.pw + CLIP_PAD)}`;
+    out.push(`<path d="${d}" fill="none" stroke="#888888" stroke-width="1.25" stroke-dasharray="4 3"/>`);
+  }
+  for (const [i, p] of points.entries()) {
+    if (!shown[i]) continue;
+    const color = seriesColor(i);
+    const [x, y] = [px(p.x), py(p.y)];
+    if (p.xRange) {
+      const [a, b] = p.xRange.filter(okX).length === 2 ? p.xRange : [p.x, p.x];
+      out.push(`<path d="M${num(px(a))} ${num(y)}H${num(px(b))}M${num(px(a))} ${num(y - 3)}V${num(y + 3)}M${num(px(b))} ${num(y - 3)}V${num(y + 3)}" stroke="${color}" stroke-width="1"/>`);
+    }
+    if (p.yRange?.every(Number.isFinite)) {
+      const [a, b] = p.yRange;
+      out.push(`<path d="M${num(x)} ${num(py(a))}V${num(py(b))}M${num(x - 3)} ${num(py(a))}H${num(x + 3)}M${num(x - 3)} ${num(py(b))}H${num(x + 3)}" stroke="${color}" stroke-width="1"/>`);
+    }
+    out.push(marker(p.group ?? 0, x, y, color));
+  }
+  out.push("</svg>");
+  if (xs.length === 0) out.push(text(f.left + f.pw / 2, f.top + f.ph / 2, "no data", `text-anchor="middle" fill="#888888"`));
+  const frontEntry =
+    front.length > 0
+      ? [{ label: opts.frontLabel ?? "Pareto front", swatch: (x: number, y: number) => `<line x1="${num(x)}" y1="${num(y)}" x2="${num(x + 20)}" y2="${num(y)}" stroke="#888888" stroke-width="1.25" stroke-dasharray="4 3"/>` }]
+      : [];
+  drawLegend(f, (x, y, i) => marker(points[i]!.group ?? 0, x + 10, y, seriesColor(i)), frontEntry);
   out.push("</svg>");
   return out.join("\n");
 }

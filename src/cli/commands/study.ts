@@ -1,8 +1,9 @@
 /**
  * @module cli/commands/study
- * `safl study --plan <file> [--out <dir>] [--report <file>] [--resume] [--dry-run]`: runs every cell
- * of a study plan (methods × partitions × seeds, plus sensitivity sweeps), one simulation at a time,
- * then writes the report. Each cell is written into a hidden directory and renamed into place when
+ * `safl study --plan <file> [--out <dir>] [--report <file>] [--resume] [--dry-run] [--interim]`: runs
+ * every cell of a study plan (methods × partitions × seeds, plus sensitivity sweeps), one simulation
+ * at a time, then writes the report (`--interim`: writes a report from the cells finished so far and
+ * runs nothing, so a study that spans sessions can be looked at, and committed, part way). Each cell is written into a hidden directory and renamed into place when
  * it finishes, so an interrupted study leaves only whole cells behind; `--resume` skips them (after
  * checking they were run with the config the plan now gives) and runs the rest.
  */
@@ -38,12 +39,16 @@ const flags = defineFlags({
   },
   resume: { type: "boolean", description: "keep the finished cells in --out and run only the missing ones" },
   "dry-run": { type: "boolean", description: "list the cells and whether they are done, and run nothing" },
+  interim: {
+    type: "boolean",
+    description: "write an interim report from the cells finished so far (marked as such, with the seeds behind every figure) and run nothing; safe while another study process is filling --out",
+  },
 });
 
 export const studyCommand = defineCommand({
   name: "study",
   summary: "run a reproduction study (methods x partitions x seeds) and write its report",
-  usage: "--plan <plan.json> [--out <dir>] [--report <file.md>] [--resume] [--dry-run]",
+  usage: "--plan <plan.json> [--out <dir>] [--report <file.md>] [--resume] [--dry-run] [--interim]",
   description: `Runs every cell of the plan (methods x partitions x seeds, then the sensitivity sweeps) one after
 another, then writes the report: tables per partition, the target check, the sweeps, and SVG plots.`,
   epilog: "Re-running with --resume when every cell is done only rewrites the report.",
@@ -155,6 +160,12 @@ async function studyRun({ values: f }: CommandInput<typeof flags>): Promise<numb
         "delete them to re-run them, or use another --out",
     );
   }
+  if (f.interim) {
+    if (done.size === 0) throw argError(`--interim: ${cellsDir} holds no finished cell of this plan yet; run the study first`);
+    const results: CellResult[] = cells.filter((c) => done.has(c.id)).map((c) => ({ cell: c, ...done.get(c.id)! }));
+    await writeReport(results, cells.length);
+    return 0;
+  }
   if (done.size > 0 && !f.resume) {
     throw argError(`--out ${out} already holds ${done.size} finished cell(s) of this plan; pass --resume to keep them and run the other ${pending.length}, or choose another --out`);
   }
@@ -188,21 +199,26 @@ async function studyRun({ values: f }: CommandInput<typeof flags>): Promise<numb
     );
   }
 
-  const results: CellResult[] = cells.map((c) => ({ cell: c, ...done.get(c.id)! }));
-  const reportDir = dirname(resolve(reportPath));
-  const plotsDir = join(out, "plots");
-  const report = buildStudyReport(plan, results, {
-    plotsHref: relative(reportDir, resolve(plotsDir)).split("\\").join("/"),
-    cellsHref: relative(reportDir, resolve(cellsDir)).split("\\").join("/"),
-    command: `npx safl study --plan ${planPath} --out ${out}${f.report ? ` --report ${reportPath}` : ""} --resume`,
-  });
-  await mkdir(plotsDir, { recursive: true });
-  for (const [name, svg] of report.plots) await writeFile(join(plotsDir, name), svg);
-  const previous = await readFile(reportPath, "utf8").catch(() => undefined);
-  await mkdir(reportDir, { recursive: true });
-  const tmpReport = `${reportPath}.partial-${process.pid}`;
-  await writeFile(tmpReport, mergeAnalysis(report.markdown, previous));
-  await rename(tmpReport, reportPath);
-  log.line(`wrote ${reportPath} and ${report.plots.size} plots in ${plotsDir}/`);
+  await writeReport(cells.map((c) => ({ cell: c, ...done.get(c.id)! })));
   return 0;
+
+  /** Writes the plots and the report (atomically, keeping its analysis); `planned` marks an interim one. */
+  async function writeReport(results: CellResult[], planned?: number): Promise<void> {
+    const reportDir = dirname(resolve(reportPath));
+    const plotsDir = join(out, "plots");
+    const report = buildStudyReport(plan, results, {
+      plotsHref: relative(reportDir, resolve(plotsDir)).split("\\").join("/"),
+      cellsHref: relative(reportDir, resolve(cellsDir)).split("\\").join("/"),
+      command: `npx safl study --plan ${planPath} --out ${out}${f.report ? ` --report ${reportPath}` : ""} --resume`,
+      ...(planned !== undefined ? { planned } : {}),
+    });
+    await mkdir(plotsDir, { recursive: true });
+    for (const [name, svg] of report.plots) await writeFile(join(plotsDir, name), svg);
+    const previous = await readFile(reportPath, "utf8").catch(() => undefined);
+    await mkdir(reportDir, { recursive: true });
+    const tmpReport = `${reportPath}.partial-${process.pid}`;
+    await writeFile(tmpReport, mergeAnalysis(report.markdown, previous));
+    await rename(tmpReport, reportPath);
+    console.error(`wrote ${reportPath}${planned !== undefined ? ` (interim: ${results.length} of ${planned} cells)` : ""} and ${report.plots.size} plots in ${plotsDir}/`);
+  }
 }
