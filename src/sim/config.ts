@@ -68,6 +68,13 @@ export function deploymentSettings(cfg: RunConfig): DeploymentSettings {
   return { ...d, minClients: d.minClients ?? cfg.clients.count };
 }
 
+/**
+ * The data block a config without one gets: the main job's target task. A `--set data.<field>`
+ * on a config without a data block starts from it too, so `--set data.trainLimit=1000` shrinks the
+ * main job instead of silently turning it into all ten digits.
+ */
+const DEFAULT_DATA = { dataset: "mnist", classes: "5-9" } as const;
+
 export const runConfigSchema = z
   .object({
     seed: z.number().int().min(0).default(0),
@@ -93,7 +100,7 @@ export const runConfigSchema = z
       })
       .strict()
       // The main job's target task: digits the default backbone never saw.
-      .prefault({ dataset: "mnist", classes: "5-9" }),
+      .prefault(DEFAULT_DATA),
     clients: z
       .object({
         count: z.number().int().min(1).default(20),
@@ -185,11 +192,15 @@ export function parseRunConfig(raw: unknown, source = "run config"): RunConfig {
 /**
  * Applies `key.path=value` overrides to a raw config object (a copy). The value is read as JSON when
  * it parses (numbers, booleans, objects), else as a string: `clients.count=50`,
- * `strategy.name=fedavg`, `clients.partition=iid`.
+ * `strategy.name=fedavg`, `clients.partition=iid`. A missing `data` block is first filled with the
+ * one the schema would give it (DEFAULT_DATA), so `data.trainLimit=1000` changes one field of the
+ * main job's task, not all of it; unless an override names the dataset, which is another task.
  */
 export function applyOverrides(raw: unknown, overrides: readonly string[]): Record<string, unknown> {
   const out = structuredClone(raw ?? {}) as Record<string, unknown>;
   if (typeof out !== "object" || out === null || Array.isArray(out)) throw argError("the run config must be a JSON object");
+  // Naming another dataset names another task: then classes are all of its classes unless set.
+  const setsDataset = overrides.some((o) => /^data(\.dataset)?=/.test(o));
   for (const o of overrides) {
     const eq = o.indexOf("=");
     if (eq <= 0) throw argError(`--set ${JSON.stringify(o)}: expected key.path=value`);
@@ -203,9 +214,9 @@ export function applyOverrides(raw: unknown, overrides: readonly string[]): Reco
       value = text;
     }
     let node: Record<string, unknown> = out;
-    for (const key of path.slice(0, -1)) {
+    for (const [depth, key] of path.slice(0, -1).entries()) {
       const next = node[key];
-      if (next === undefined) node[key] = {};
+      if (next === undefined) node[key] = depth === 0 && key === "data" && !setsDataset ? { ...DEFAULT_DATA } : {};
       else if (typeof next !== "object" || next === null || Array.isArray(next)) throw argError(`--set ${JSON.stringify(o)}: "${key}" is not an object in the config`);
       node = node[key] as Record<string, unknown>;
     }
