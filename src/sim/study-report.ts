@@ -188,7 +188,7 @@ export function buildStudyReport(
         ["partitions", plan.partitions.map((p) => `${p.label ?? p.id} (\`${p.partition}\`)`).join(", ")],
         ["seeds", plan.seeds.join(", ")],
         ["rounds", String(cfg.rounds)],
-        ["local training", `${cfg.training.optimizer}, ${cfg.training.localSteps > 0 ? `${cfg.training.localSteps} steps` : `${cfg.training.localEpochs} epoch(s)`}, batch ${cfg.training.batch}, weight decay ${cfg.training.weightDecay}; lr full ${lrs.full}, LoRA ${lrs.lora}, FFA-LoRA ${lrs["ffa-lora"]}, SVD form ${lrs.adalora}`],
+        ["local training", `${cfg.training.optimizer}, ${cfg.training.localSteps > 0 ? `${cfg.training.localSteps} steps` : `${cfg.training.localEpochs} epoch(s)`}, batch ${cfg.training.batch}, weight decay ${cfg.training.weightDecay}; lr full ${lrs.full}, LoRA ${lrs.lora}, FFA-LoRA ${lrs["ffa-lora"]}, SVD form ${lrs.adalora}; the head in adapter rounds ${lrs.head ?? "at each adapter kind's federated head rate (docs/algorithm.md)"}`],
         ["evaluation", `server-side on the whole test set ${cfg.evaluation.every === 1 ? "every round" : `every ${cfg.evaluation.every} rounds and after the last`}`],
         ["wire", `${cfg.wire.dtype} payloads; traffic counted from the encoded messages`],
         ["cells", `${plural(results.length, "simulation")}, ${(totalSeconds / 60).toFixed(1)} min of simulation wall time in total`],
