@@ -244,13 +244,16 @@ describe("study report", () => {
 
   test("an interim report says how many cells are finished and skips partitions without any", () => {
     const p = plan();
-    const cells = expandPlan(p).filter((c) => c.matrix!.partition === "iid" && c.matrix!.seed === 0);
+    // Seed 0 on iid is finished for both methods; seed 1 only for FedAvg (accuracy 0.9), which must
+    // not count yet: FedAvg's figures are seed 0's alone.
+    const cells = expandPlan(p).filter((c) => c.matrix!.partition === "iid" && (c.matrix!.seed === 0 || c.matrix!.method === "fedavg"));
     const results: CellResult[] = cells.map((cell) => {
-      const rs = records([0.5, 0.6], { up: 1, down: 1 }, 10);
+      const rs = records(cell.matrix!.seed === 0 ? [0.5, 0.6] : [0.9, 0.9], { up: 1, down: 1 }, 10);
       return { cell, records: rs, summary: summaryOf(cell.config.strategy.name, rs) };
     });
     const { markdown } = buildStudyReport(p, results, { plotsHref: "p", cellsHref: "c", command: "safl study", planned: 8 });
-    assert.ok(markdown.includes("**Interim report: 2 of 8 cells finished.**"), markdown);
+    assert.ok(markdown.includes("**Interim report: 3 of 8 cells finished.**") && markdown.includes("(1 finished cell waits for that)"), markdown);
+    assert.match(markdown, /\| fedavg \| 60\.00 \| 55\.00 \|/);
     assert.ok(markdown.includes("run all 8 from scratch"));
     assert.ok(markdown.includes("## d (`dirichlet:0.5`)\n\n_No finished cell on this partition yet._"), markdown);
     assert.ok(!buildStudyReport(p, results, { plotsHref: "p", cellsHref: "c", command: "safl study" }).markdown.includes("Interim"));
