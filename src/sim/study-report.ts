@@ -163,6 +163,7 @@ export function buildStudyReport(
   const md: string[] = [];
   const target = plan.targetAccuracy;
   const matrix = (method: string, partition: string) => results.filter((r) => r.cell.matrix?.method === method && r.cell.matrix.partition === partition);
+  const variantCells = (sweep: string, variant: string) => results.filter((r) => r.cell.sweeps.some((x) => x.sweep === sweep && x.variant === variant));
   const img = (file: string, alt: string) => `![${alt}](${opts.plotsHref}/${file})`;
   const first = finished[0]!;
   const cfg = first.cell.config;
@@ -274,7 +275,7 @@ export function buildStudyReport(
     for (const [si, sw] of plan.sweeps.entries()) {
       if (sw.partition !== p.id) continue;
       for (const v of sw.variants) {
-        const cells = results.filter((r) => r.cell.sweeps.some((x) => x.sweep === sw.id && x.variant === v.id));
+        const cells = variantCells(sw.id, v.id);
         if (cells.length === 0 || cells.every((c) => c.cell.matrix !== undefined)) continue;
         const few = cells.length < plan.seeds.length ? ` (${plural(cells.length, "seed")})` : "";
         groups.push({ label: `${sw.id}: ${v.id}${few}`, long: `${sw.label}: ${v.label}${few}`, group: si + 1, cells });
@@ -434,7 +435,7 @@ export function buildStudyReport(
   if (plan.sweeps.length > 0) {
     md.push("## Sensitivity", "");
     for (const s of plan.sweeps) {
-      const inSweep = (v: string) => results.filter((r) => r.cell.sweeps.some((x) => x.sweep === s.id && x.variant === v));
+      const inSweep = (v: string) => variantCells(s.id, v);
       const seeds = s.seeds ?? plan.seeds;
       const refTotal = referenceTotal(results, plan, s.partition, seeds);
       const refLast = meanStd(matrix(plan.reference, s.partition).filter((r) => seeds.includes(r.cell.matrix!.seed)).map((r) => lastEvalsMean(r.records))).mean;

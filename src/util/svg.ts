@@ -15,7 +15,8 @@ export interface Series {
   readonly points: ReadonlyArray<readonly [number, number]>;
 }
 
-export interface LineChartOptions {
+/** What line and scatter charts share: captions, size and the x scale. */
+export interface XYChartOptions {
   title: string;
   xLabel: string;
   yLabel: string;
@@ -25,6 +26,9 @@ export interface LineChartOptions {
   height?: number;
   /** Logarithmic x axis with decade ticks. */
   xLog?: boolean;
+}
+
+export interface LineChartOptions extends XYChartOptions {
   /** Fixed y range ends; points outside are clipped. Default: nice bounds around the data. */
   yMin?: number;
   yMax?: number;
@@ -438,15 +442,7 @@ export interface ScatterPoint {
   readonly group?: number | undefined;
 }
 
-export interface ScatterChartOptions {
-  title: string;
-  xLabel: string;
-  yLabel: string;
-  /** Pixels, default 640. */
-  width?: number;
-  /** Pixels, default 400. */
-  height?: number;
-  xLog?: boolean;
+export interface ScatterChartOptions extends XYChartOptions {
   /**
    * Indices of points joined by a staircase, drawn under the points: read left to right it is the
    * best y reached at or below each x (the Pareto front when the points are its members).
