@@ -30,6 +30,8 @@ const VARIANTS = {
   "sa-delta-init1-r6": [...SA_DELTA, "strategy.initiating.rounds=1", "strategy.adapter.initRank=6"],
   "sa-delta-init1-r4": [...SA_DELTA, "strategy.initiating.rounds=1", "strategy.adapter.initRank=4"],
   "sa-delta-r4-t1": [...SA_DELTA, "strategy.initiating.rounds=2", "strategy.adapter.initRank=4", "strategy.adapter.targetRank=1"],
+  // No initiating stage: annealing straight from the pre-trained backbone (study v2's cheapest point).
+  "sa-no-init": ["strategy.name=sa-fedlora", "strategy.initiating.rounds=0", "strategy.adapter.initRank=6"],
 };
 
 function parseArgs(argv) {
